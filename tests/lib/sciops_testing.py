@@ -1,0 +1,63 @@
+"""Helpers shared by the molecule scenarios' testinfra tests.
+
+They run the project's playbooks against a scenario's nodes (through molecule's inventory)
+and reach other nodes of the scenario, so tests can check behaviour from the outside.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import testinfra
+
+PROJECT = Path(__file__).resolve().parents[2]
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.M,
+)
+
+
+def inventory() -> str:
+    return os.environ["MOLECULE_INVENTORY_FILE"]
+
+
+def node(name: str):
+    """A testinfra host for another node of the scenario."""
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory()}")
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+            for m in RECAP.finditer(self.output)
+        }
+
+    def total(self, key: str) -> int:
+        return sum(host[key] for host in self.recap().values())
+
+
+def run_playbook(playbook: str | Path, *args: str, extra_vars: dict | None = None,
+                 timeout: int = 900) -> PlaybookRun:
+    """Run a playbook (path relative to the project root, or absolute) against the scenario."""
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / "collections"),
+        "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    cmd = ["ansible-playbook", "-i", inventory(), str(PROJECT / playbook), *args]
+    for key, value in (extra_vars or {}).items():
+        cmd += ["-e", f"{key}={value}"]
+    proc = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
+    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
