@@ -106,6 +106,15 @@ def test_extension_created(host):
     assert admin(host, "SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'") == "pg_trgm"
 
 
+def test_scoped_lists_merge_host_items_with_group_items(host):
+    owners = admin(host, "SELECT string_agg(datname || ':' || pg_get_userbyid(datdba), ',' ORDER BY datname) "
+                         "FROM pg_database WHERE datname IN ('appdb', 'hostdb')", dbname="postgres")
+    assert owners == "appdb:app_owner,hostdb:app_reader"
+    # backup: false keeps hostdb out of the scheduled backups
+    config = host.file("/etc/sciops/postgres-backup.json").content_string
+    assert '"appdb"' in config and '"hostdb"' not in config
+
+
 def test_memory_tuning_follows_the_given_ram(host):
     assert admin(host, "SHOW shared_buffers") == "128MB"       # 25 % of 512 MiB
     assert admin(host, "SHOW effective_cache_size") == "384MB"  # 75 %
