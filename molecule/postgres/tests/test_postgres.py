@@ -141,6 +141,7 @@ def test_triggered_backup_restores_and_uploads_and_retention_holds(host, client)
         time.sleep(1.1)  # dumps are named by the second
     dumps = _dumps(host)
     assert len(dumps) == 3, dumps  # postgres_backup_keep_count: 3
+    assert host.file(f"/var/backups/postgresql/{dumps[-1]}").mode == 0o600
     listing = host.run(f"pg_restore --list /var/backups/postgresql/{dumps[-1]}")
     assert listing.rc == 0, listing.stderr
     assert "TABLE public t_owner app_owner" in listing.stdout
@@ -167,6 +168,7 @@ def test_dump_drop_restore_brings_every_row_back(host, tmp_path):
     run = run_playbook("playbooks/db_dump.yml", extra_vars={"db_name": "appdb", "db_dump_file": dump})
     assert run.rc == 0, run.output
     assert dump.stat().st_size > 0
+    assert dump.stat().st_mode & 0o777 == 0o600
 
     # A database holding data is not overwritten without the confirmation variable.
     refused = run_playbook("playbooks/db_restore.yml", extra_vars={"db_name": "appdb", "db_dump_file": dump})
