@@ -16,7 +16,7 @@ description:
     is active) or that droplets are absent, by name or, for a whole group, by tag.
   - The droplet name is the identity. The module never creates a second droplet of the same
     name, also when a create call is retried after its response was lost (a timeout or a closed
-    connection): it lists the droplets of that name before each new create attempt.
+    connection); it lists the droplets of that name before each new create attempt.
   - An existing droplet is not resized or rebuilt; when its size, region or image differ from
     the options, the module warns.
   - A run that changes nothing costs one filtered list call (C(GET /v2/droplets?name=...) or
