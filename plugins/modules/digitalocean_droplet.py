@@ -22,7 +22,7 @@ description:
   - A run that changes nothing costs one filtered list call (C(GET /v2/droplets?name=...) or
     C(?tag_name=...)).
 author:
-  - sciops.platform maintainers
+  - sciops.platform maintainers (@sciops)
 extends_documentation_fragment:
   - sciops.platform.digitalocean
 attributes:

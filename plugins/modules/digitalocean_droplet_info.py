@@ -15,7 +15,7 @@ description:
   - Lists the droplets of the account, all pages (200 droplets a call, so 1,000 droplets take
     five calls), optionally only those of a name or with a tag (filtered by the API).
 author:
-  - sciops.platform maintainers
+  - sciops.platform maintainers (@sciops)
 extends_documentation_fragment:
   - sciops.platform.digitalocean
 attributes:

@@ -21,7 +21,7 @@ description:
     name do not clobber each other."
   - Each task reads the record set once and writes it at most once.
 author:
-  - sciops.platform maintainers
+  - sciops.platform maintainers (@sciops)
 extends_documentation_fragment:
   - sciops.platform.godaddy
 attributes:

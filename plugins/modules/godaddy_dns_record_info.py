@@ -15,7 +15,7 @@ description:
   - Lists the records of a domain hosted by GoDaddy DNS, optionally only one type, or one type
     and name. One API call.
 author:
-  - sciops.platform maintainers
+  - sciops.platform maintainers (@sciops)
 extends_documentation_fragment:
   - sciops.platform.godaddy
 attributes:

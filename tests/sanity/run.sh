@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ansible-test sanity for the collection's plugins, offline.
-#   tests/sanity/run.sh [extra ansible-test sanity arguments, e.g. --test validate-modules]
+#   tests/sanity/run.sh [ansible-test sanity arguments and targets; default: plugins/ tests/servers/ tests/unit/ tests/sanity/]
 # ansible-test only runs inside .../ansible_collections/<namespace>/<name>, and the repository
 # root is not there, so the collection is copied (as git tracks it) into a temporary tree.
 # ansible-test bootstraps pip in its virtual environments with a script it downloads from
@@ -42,4 +42,6 @@ rm -rf "$dest" && mkdir -p "$dest"
   | (cd "$root" && xargs -0 -I{} sh -c 'test -e "{}" && cp --parents -P "{}" "'"$dest"'"' )
 cd "$dest"
 git init -q . && git add -A >/dev/null 2>&1 || true
+# Default targets: the plugins and the tests that go with them (other content has its own checks).
+if [ $# -eq 0 ]; then set -- plugins/ tests/servers/ tests/unit/ tests/sanity/; fi
 ansible-test sanity --venv --python 3.11 --color no "$@"
