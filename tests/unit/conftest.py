@@ -65,7 +65,7 @@ def playbook(tmp_path):
         environ = {k: v for k, v in os.environ.items()
                    if not k.startswith(("GODADDY_", "DIGITALOCEAN_", "ANSIBLE_"))}
         environ.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-                       ANSIBLE_CALLBACKS_ENABLED="", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+                       ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
                        no_proxy="127.0.0.1", NO_PROXY="127.0.0.1")
         environ.update(env or {})
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(path),
