@@ -80,7 +80,10 @@ class Spec:
         errors = []
         for param in self._parameters(template, op):
             where, name = param["in"], param["name"]
-            schema = param.get("schema", param) if self.openapi3 else {k: v for k, v in param.items() if k in ("type", "enum", "minimum", "maximum", "format")}
+            if self.openapi3:
+                schema = param.get("schema", param)
+            else:
+                schema = {k: v for k, v in param.items() if k in ("type", "enum", "minimum", "maximum", "format")}
             if where == "path":
                 value = path_params.get(name)
             elif where == "query":
@@ -110,7 +113,8 @@ class Spec:
                 if body is None and rb.get("required", False):
                     errors.append("request body is required")
                 elif body is not None:
-                    errors += [f"body {e}" for e in self._errors(body, "paths", template, method.lower(), "requestBody", "content", "application/json", "schema")]
+                    pointer = ("paths", template, method.lower(), "requestBody", "content", "application/json", "schema")
+                    errors += [f"body {e}" for e in self._errors(body, *pointer)]
         else:
             for i, param in enumerate(op.get("parameters", [])):
                 if param.get("in") == "body":
