@@ -99,7 +99,8 @@ options:
     default: false
   wait:
     description:
-      - Wait until the droplet is V(active) (and has its addresses).
+      - Wait until a new droplet is V(active) (and has its addresses). A droplet that is V(off) is
+        returned as it is.
     type: bool
     default: true
   wait_timeout:
@@ -288,7 +289,8 @@ class DropletManager:
 
     def wait_active(self, droplet):
         deadline = time.time() + self.p['wait_timeout']
-        while droplet.get('status') != 'active':
+        # Only a droplet that is being created ("new") becomes active by itself; an "off" one stays off.
+        while droplet.get('status') == 'new':
             if time.time() >= deadline:
                 self.module.fail_json(msg='droplet %s (id %s) is still %s after %ss'
                                       % (droplet.get('name'), droplet.get('id'), droplet.get('status'),

@@ -141,3 +141,10 @@ def test_duplicate_names_refused(digitalocean, playbook):
     r = playbook([droplet(digitalocean, **WEB)], env=TOKEN)
     assert r.rc != 0 and "2 droplets are named web-1" in r.last["msg"], r
     assert digitalocean.writes() == []
+
+
+def test_existing_droplet_that_is_off_is_returned_at_once(digitalocean, playbook):
+    digitalocean.add_droplet("web-1", status="off")
+    r = playbook([droplet(digitalocean, **WEB)], env=TOKEN)
+    assert r.rc == 0 and r.last["changed"] is False and r.last["droplet"]["status"] == "off", r
+    assert len(digitalocean.calls()) == 1
