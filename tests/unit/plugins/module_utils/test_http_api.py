@@ -172,3 +172,17 @@ def test_parse_value_formats():
     assert srv["port"] == 5060 and srv["service"] == "_sip" and srv["protocol"] == "_tcp"
     with pytest.raises(ValueError):
         parse_value("MX", "mx.example.org", "@", 600)
+
+
+def test_servers_refuse_requests_outside_the_contract(digitalocean, godaddy, fake_time):
+    client = do_client(digitalocean, fake_time)
+    with pytest.raises(ApiError) as exc:
+        client.request("GET", "/v2/droplets", query={"per_page": 500})
+    assert exc.value.status == 422 and "per_page=500 is above 200" in str(exc.value)
+    gd = gd_client(godaddy, fake_time)
+    with pytest.raises(ApiError) as exc:
+        gd.request("PUT", "/v1/domains/example.org/records/SPF/x", body=[{"data": 5}])
+    assert "type='SPF' is not one of" in str(exc.value) and "is not of type 'string'" in str(exc.value)
+    assert len(digitalocean.violations) == 1 and len(godaddy.violations) == 1
+    digitalocean.violations.clear()  # expected here; the fixtures fail any other test that has one
+    godaddy.violations.clear()
