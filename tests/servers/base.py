@@ -1,0 +1,208 @@
+"""Threaded local HTTP test server with a request log, fault injection and spec validation."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict
+    body: object
+    headers: dict
+    status: int | None = None
+    fault: str | None = None
+
+    @property
+    def write(self) -> bool:
+        return self.method not in ("GET", "HEAD")
+
+
+@dataclass
+class Fault:
+    kind: str            # "429", "500", "slow", "lost" (applied, then the connection is closed), "drop" (closed before)
+    method: str | None = None
+    path: str | None = None  # regex on the path
+    times: int = 1
+    wait: float = 1.0    # 429: seconds the provider asks to wait; slow: delay
+    used: int = 0
+
+    def matches(self, method, path):
+        return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path))
+
+
+@dataclass
+class Reply:
+    status: int
+    body: object = None
+    headers: dict = field(default_factory=dict)
+
+
+class TestServer:
+    """Subclasses implement ``authorized``, ``error``, ``rate_limited`` and ``dispatch``."""
+
+    spec = None
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.log: list[Call] = []
+        self.faults: list[Fault] = []
+        self.violations: list[str] = []
+        self.httpd = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                server._serve(self)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
+
+    # --- test API ------------------------------------------------------------------------
+    def inject(self, kind, method=None, path=None, times=1, wait=1.0):
+        with self.lock:
+            self.faults.append(Fault(kind, method, path, times, wait))
+
+    def calls(self, method=None, path=None) -> list[Call]:
+        with self.lock:
+            return [c for c in self.log if (method is None or c.method == method) and (path is None or re.search(path, c.path))]
+
+    def writes(self) -> list[Call]:
+        return [c for c in self.calls() if c.write]
+
+    def reset_log(self):
+        with self.lock:
+            self.log.clear()
+
+    # --- hooks ---------------------------------------------------------------------------
+    def authorized(self, headers) -> Reply | None:
+        return None
+
+    def error(self, status, code, message, fields=None) -> Reply:
+        raise NotImplementedError
+
+    def rate_limited(self, wait) -> Reply:
+        raise NotImplementedError
+
+    def dispatch(self, call: Call, template: str, params: dict) -> Reply:
+        raise NotImplementedError
+
+    def decorate(self, reply: Reply) -> Reply:
+        return reply
+
+    # --- request handling ----------------------------------------------------------------
+    def _fault(self, method, path):
+        with self.lock:
+            for fault in self.faults:
+                if fault.used < fault.times and fault.matches(method, path):
+                    fault.used += 1
+                    return fault
+        return None
+
+    def _serve(self, handler):
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        body = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                bad_json = True
+        call = Call(handler.command, parts.path, dict(parse_qsl(parts.query)), body,
+                    {k.lower(): v for k, v in handler.headers.items()})
+        with self.lock:
+            self.log.append(call)
+        fault = self._fault(call.method, call.path)
+        if fault is not None:
+            call.fault = fault.kind
+        if fault is not None and fault.kind == "drop":
+            handler.close_connection = True
+            return
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.wait)
+        if fault is not None and fault.kind == "429":
+            reply = self.rate_limited(fault.wait)
+        elif fault is not None and fault.kind == "500":
+            reply = self.error(500, "internal_error" if self.spec_name == "digitalocean" else "INTERNAL_SERVER_ERROR",
+                               "Simulated server error")
+        else:
+            reply = self._process(call, bad_json)
+        if fault is not None and fault.kind == "lost":
+            handler.close_connection = True
+            return
+        reply = self.decorate(reply)
+        call.status = reply.status
+        self._validate_response(call, reply)
+        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        handler.send_response(reply.status)
+        for key, value in reply.headers.items():
+            handler.send_header(key, str(value))
+        if data:
+            handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if data:
+            handler.wfile.write(data)
+
+    spec_name = ""
+
+    def _process(self, call, bad_json) -> Reply:
+        denied = self.authorized(call.headers)
+        if denied is not None:
+            return denied
+        if bad_json:
+            return self.error(400, "bad_request", "Request body is not JSON")
+        try:
+            template, params, errors = self.spec.validate_request(call.method, call.path, call.query, call.body)
+        except LookupError as exc:
+            status, message = exc.args
+            with self.lock:
+                self.violations.append("request: " + message)
+            return self.error(status, "not_found" if status == 404 else "method_not_allowed", message)
+        if errors:
+            with self.lock:
+                self.violations.append("request %s %s: %s" % (call.method, call.path, "; ".join(errors)))
+            return self.error(422, "unprocessable_entity", "Request does not match the API contract: " + "; ".join(errors),
+                              fields=errors)
+        call._template = template
+        with self.lock:
+            return self.dispatch(call, template, params)
+
+    def _validate_response(self, call, reply):
+        template = getattr(call, "_template", None)
+        if template is None:
+            return
+        errors = self.spec.validate_response(call.method, template, reply.status, reply.body)
+        if errors:
+            with self.lock:
+                self.violations.append("response %s %s %s: %s" % (call.method, call.path, reply.status, "; ".join(errors[:3])))

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Unit and module tests of the collection's plugins (offline; the test servers listen on 127.0.0.1).
+#   tests/unit/run.sh [pytest arguments]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv=${SCIOPS_VENV:-$root/.venv}
+[ -x "$venv/bin/python" ] || venv=/work/main/.venv
+cd "$root"
+exec "$venv/bin/python" -m pytest -p no:cacheprovider tests/unit "$@"
