@@ -15,7 +15,7 @@ NODE_IMAGE ?= sciops/node:debian12
 export SCIOPS_NODE_IMAGE := $(NODE_IMAGE)
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help setup venv docker image up down test lint yamllint ansible-lint collection molecule local-e2e bench lock clean
+.PHONY: help setup venv docker image up down test lint yamllint ansible-lint collection unit sanity molecule local-e2e bench lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,8 +50,8 @@ down: venv ## Remove the local environment's containers and network (nothing els
 	ansible-playbook -i inventories/local playbooks/provision.yml -e provision_state=absent -e provision_confirm_absent=true
 
 # --- checks --------------------------------------------------------------------------------
-test: setup ## Run every check (lint, collection build, molecule scenarios, local end-to-end)
-	@scripts/run-checks.sh lint collection $(addprefix molecule:,$(SCENARIOS)) local-e2e
+test: setup ## Run every check (lint, collection build, unit, sanity, molecule scenarios, local end-to-end)
+	@scripts/run-checks.sh lint collection unit sanity $(addprefix molecule:,$(SCENARIOS)) local-e2e
 
 lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
 
@@ -63,6 +63,12 @@ ansible-lint: venv
 
 collection: venv ## Build the collection tarball, install it apart, and use it by FQCN
 	@tests/collection/check-build.sh
+
+unit: venv ## Unit and module tests of the plugins against the local API test servers
+	@tests/unit/run.sh
+
+sanity: venv ## ansible-test sanity on the plugins (offline)
+	@tests/sanity/run.sh
 
 molecule: setup ## Run the molecule scenarios (SCENARIOS="postgres" to pick)
 	@for s in $(SCENARIOS); do molecule test -s $$s; done

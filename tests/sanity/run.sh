@@ -9,7 +9,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${SCIOPS_VENV:-$root/.venv}
-[ -x "$venv/bin/ansible-test" ] || venv=/work/main/.venv
 [ -x "$venv/bin/ansible-test" ] || { echo "ansible-test not found (set SCIOPS_VENV to the project's virtualenv)" >&2; exit 2; }
 export PATH="$venv/bin:$PATH"
 

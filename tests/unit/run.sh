@@ -4,6 +4,5 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${SCIOPS_VENV:-$root/.venv}
-[ -x "$venv/bin/python" ] || venv=/work/main/.venv
 cd "$root"
 exec "$venv/bin/python" -m pytest -p no:cacheprovider tests/unit "$@"

@@ -78,3 +78,43 @@ def test_provision_role_digitalocean_provider(digitalocean, tmp_path):
     gone = run(["-i", "localhost,", str(path), "-e", "state=absent"], env)
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert digitalocean.droplets == {}
+
+
+def test_provision_playbook_creates_droplets_records_addresses_and_removes_them(digitalocean, tmp_path):
+    """playbooks/provision.yml with a staging-like inventory: the DigitalOcean provider end to end."""
+    inv = tmp_path / "staging"
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(yaml.safe_dump(
+        {"all": {"children": {"postgres": {"hosts": {"stg-db1": None}}, "app": {"hosts": {"stg-app1": None}}}}}))
+    (inv / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump({
+        "sciops_environment": "staging", "provision_provider": "digitalocean",
+        "provision_digitalocean_base_url": digitalocean.url, "provision_digitalocean_poll_interval": 0.1,
+        "sciops_node": {"size": "s-2vcpu-4gb", "region": "fra1", "image": "debian-12-x64", "tags": ["sciops-staging"]}}))
+    env = {"DIGITALOCEAN_TOKEN": "test-token"}
+    args = ["-i", str(inv), "playbooks/provision.yml", "-e", "provision_wait_for_connection=false"]
+
+    first = run(args, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    droplets = {d["name"]: d for d in digitalocean.droplets.values()}
+    assert sorted(droplets) == ["stg-app1", "stg-db1"]
+    assert "sciops-group-postgres" in droplets["stg-db1"]["tags"]
+    recorded = yaml.safe_load((inv / "host_vars" / "stg-db1" / "provisioned.yml").read_text())
+    public = next(n["ip_address"] for n in droplets["stg-db1"]["networks"]["v4"] if n["type"] == "public")
+    assert recorded["ansible_host"] == public
+    # The refreshed inventory reaches the node at that address.
+    seen = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inv), "--host", "stg-db1"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    assert yaml.safe_load(seen.stdout)["ansible_host"] == public
+
+    digitalocean.reset_log()
+    again = run(args, env)
+    assert again.returncode == 0, again.stdout
+    assert "localhost                  : ok=" in again.stdout and digitalocean.writes() == []
+    assert len(digitalocean.calls()) == 2  # one filtered list call per node
+
+    refused = run(args + ["-e", "provision_state=absent"], env)
+    assert refused.returncode != 0 and "provision_confirm_absent=true" in refused.stdout
+    assert len(digitalocean.droplets) == 2
+    gone = run(args + ["-e", "provision_state=absent", "-e", "provision_confirm_absent=true"], env)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert digitalocean.droplets == {}
