@@ -15,7 +15,7 @@ NODE_IMAGE ?= sciops/node:debian12
 export SCIOPS_NODE_IMAGE := $(NODE_IMAGE)
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help setup venv docker image up down test lint yamllint ansible-lint collection unit sanity molecule local-e2e bench lock clean
+.PHONY: help setup venv docker image up down test lint yamllint ansible-lint collection unit sanity molecule local-e2e bench bench-switch lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ local-e2e: setup ## make up, check the platform answers, make down
 
 bench: setup ## Benchmark: cold and no-op converge of the postgres role on a fresh node
 	@tests/bench/postgres.sh
+
+bench-switch: up ## Benchmark: ~50 requests/s at the front door while switch_colour.yml runs
+	@python tests/bench/switch_load.py
 
 lock: ## Regenerate requirements-dev.txt (full pinned set) from requirements-dev.in
 	rm -rf /tmp/sciops-lock && $(PYTHON) -m venv /tmp/sciops-lock

@@ -12,7 +12,7 @@ IMAGE="${1:-${SCIOPS_NODE_IMAGE:-sciops/node:debian12}}"
 MIRROR="${SCIOPS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 CA_DIR=/usr/local/share/ca-certificates
-PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps,less,gnupg,curl,locales,apt-transport-https
+PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,sudo,ca-certificates,iproute2,procps,less,gnupg,curl,locales,apt-transport-https
 
 log() { printf '[node-image] %s\n' "$*"; }
 die() { printf '[node-image] ERROR: %s\n' "$*" >&2; exit 1; }

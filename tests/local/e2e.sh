@@ -42,6 +42,21 @@ if sql wrong-password "SELECT 1" >/dev/null 2>&1; then
 fi
 log "the app user logs in over TCP; a wrong password is refused"
 
+log "the services answer through the front door (https://nmpi.local.sciops.test, https://quotas.local.sciops.test)"
+grep -qE "Service +nmpi_queue +https://nmpi.local.sciops.test/" "$out" || fail "the summary does not show the job-queue service"
+python - <<'PY' || fail "a service did not answer through the front door"
+import json, ssl, urllib.request
+tls = ssl.create_default_context()
+tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # self-signed placeholder until a certificate exists
+for name in ("nmpi.local.sciops.test", "quotas.local.sciops.test"):
+    for method, path, body, expect in (("GET", "/", None, 200), ("POST", "/jobs", b"{}", 201)):
+        req = urllib.request.Request("https://172.30.40.21" + path, data=body, method=method, headers={"Host": name})
+        with urllib.request.urlopen(req, timeout=10, context=tls) as resp:
+            assert resp.status == expect, (name, path, resp.status)
+            answer = json.loads(resp.read())
+    print(name, "->", answer)
+PY
+
 log "the validation play refuses a misspelled variable and a string where a boolean belongs"
 v=$(ansible-playbook -i inventories/local playbooks/local.yml -e postgres_lisen_addresses=x 2>&1) && fail "a misspelled variable was accepted"
 grep -q "unknown variable(s) postgres_lisen_addresses" <<<"$v" || fail "no clear message for a misspelled variable: $v"

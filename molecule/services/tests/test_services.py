@@ -3,6 +3,7 @@ the controller and from the database node, through nginx on the app node (mol-sv
 import json
 import os
 import ssl
+import sys
 import threading
 import time
 import urllib.error
@@ -10,7 +11,7 @@ import urllib.request
 
 import testinfra.utils.ansible_runner
 
-from sciops_testing import node, run_playbook
+from sciops_testing import PROJECT, run_playbook
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("frontdoor")
@@ -120,6 +121,29 @@ def test_rollback_makes_blue_live_again(host):
     assert call()[1]["colour"] == "blue"
 
 
+def test_dns_method_points_the_name_at_the_colour_node(host, monkeypatch):
+    sys.path.insert(0, str(PROJECT))
+    from tests.servers.godaddy import GoDaddyServer
+
+    server = GoDaddyServer(domains=("test",)).start()
+    try:
+        monkeypatch.setenv("GODADDY_API_KEY", server.key)
+        monkeypatch.setenv("GODADDY_API_SECRET", server.secret)
+        run = run_playbook("playbooks/switch_colour.yml", "-v", extra_vars={
+            "service": "nmpi_queue", "colour": "green", "method": "dns", "dns_domain": "test",
+            "dns_godaddy_base_url": server.url})
+        assert run.rc == 0, run.output
+        assert [r["data"] for r in server.records("test", "A", "nmpi")] == [APP]
+        assert [c for c in server.writes()], "the A record was written"
+        assert server.key not in run.output and server.secret not in run.output
+        assert server.violations == []
+    finally:
+        server.stop()
+    assert call()[1]["colour"] == "green"
+    assert playbook("rollback", service="nmpi_queue").rc == 0
+    assert call()[1]["colour"] == "blue"
+
+
 def test_release_whose_bootstrap_fails_is_refused(host):
     run = run_playbook("playbooks/deploy_service.yml", "-e", json.dumps(
         {"service": "nmpi_queue", "colour": "green", "version": "broken-bootstrap",
@@ -184,6 +208,26 @@ def test_terminate_refuses_the_live_colour_and_removes_the_idle_one(host):
     assert not host.service("nmpi_queue-green").is_running
     assert not host.file("/srv/nmpi_queue/green").exists
     assert call()[1]["colour"] == "blue"
+
+
+def test_container_method_deploys_and_serves(host):
+    run = run_playbook("playbooks/deploy_service.yml", "-v", "-e", json.dumps(
+        {"service": "quotas", "colour": "green", "version": "c1", "quotas_method": "container",
+         "quotas_container_base_image": "sciops/node:debian12", "quotas_container_storage_driver": "vfs",
+         "quotas_health_timeout": 90}))
+    assert run.rc == 0, run.output
+    for secret in SECRETS:
+        assert secret not in run.output
+    assert host.check_output("docker inspect -f '{{.State.Status}}' quotas-green") == "running"
+    assert not host.service("quotas-green").is_running  # no systemd unit: the container serves
+    switch = playbook("switch_colour", service="quotas", colour="green")
+    assert switch.rc == 0, switch.output
+    status, body = call(name="quotas.test")
+    assert status == 200 and body["colour"] == "green" and body["version"] == "c1"
+    status, created = call("/jobs", name="quotas.test", method="POST", body=b"{}")
+    assert status == 201 and created["colour"] == "green"
+    assert playbook("rollback", service="quotas").rc == 0
+    assert call(name="quotas.test")[1]["colour"] == "blue"
 
 
 def test_check_mode_changes_nothing(host):
