@@ -213,7 +213,7 @@ def test_terminate_refuses_the_live_colour_and_removes_the_idle_one(host):
 def test_container_method_deploys_and_serves(host):
     run = run_playbook("playbooks/deploy_service.yml", "-v", "-e", json.dumps(
         {"service": "quotas", "colour": "green", "version": "c1", "quotas_method": "container",
-         "quotas_container_base_image": "sciops/node:debian12", "quotas_container_storage_driver": "vfs",
+         "quotas_container_base_image": "sciops/node:debian12", "quotas_container_daemon_config": {"storage-driver": "vfs"},
          "quotas_health_timeout": 90}))
     assert run.rc == 0, run.output
     for secret in SECRETS:
