@@ -7,7 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import env_fallback
+try:
+    from ansible.module_utils.basic import env_fallback
+except ImportError:  # not under Ansible (the Let's Encrypt DNS hook): argument specs are not used there
+    env_fallback = None
 
 from ansible_collections.sciops.platform.plugins.module_utils.http_api import ApiClient, ApiError
 

@@ -9,7 +9,10 @@ within one time budget (the modules' ``timeout`` option). Non-idempotent calls (
 not retried after a fault that may have reached the provider; the caller decides (see the
 droplet module, which re-lists by name first).
 
-Only the standard library and ansible.module_utils are used.
+Only the standard library and ansible.module_utils are used. Without Ansible (the Let's
+Encrypt DNS hook runs this file on a node with Debian's python3 only), requests go through
+urllib.request with the same semantics: TLS verified against the system CA store unless
+``validate_certs`` is false, redirects not followed, and non-2xx statuses raised as HTTPError.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,16 +21,40 @@ __metaclass__ = type
 
 import json
 import socket
+import ssl
 import time
 
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
+from urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
 
-from ansible.module_utils.urls import open_url
+try:
+    from ansible.module_utils.urls import open_url
+except ImportError:  # not under Ansible: the standard-library path below (stdlib_open_url)
+    open_url = None
 
 RETRY_STATUSES = (500, 502, 503, 504)
 MASK = '********'
+
+
+class _NoRedirect(HTTPRedirectHandler):
+    """A 3xx is answered as it is (urllib then raises HTTPError for it), like follow_redirects='none'."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def stdlib_open_url(url, data=None, headers=None, method=None, timeout=10, validate_certs=True):
+    """open_url's subset used here, with urllib.request only: returns the response for 2xx and
+    raises HTTPError for any other status (URLError and socket errors for no response).
+    Proxies from the environment (https_proxy, no_proxy) are used, as open_url does."""
+    context = ssl.create_default_context()  # the system CA store
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    opener = build_opener(HTTPSHandler(context=context), _NoRedirect())
+    return opener.open(Request(url, data=data, headers=headers or {}, method=method), timeout=timeout)
 
 
 class ApiError(Exception):
@@ -147,9 +174,13 @@ class ApiClient:
             headers['Content-Type'] = 'application/json'
         self.calls += 1
         try:
-            resp = open_url(url, data=data, headers=headers, method=method, timeout=timeout,
-                            validate_certs=self.validate_certs, follow_redirects='none',
-                            use_proxy=True)
+            if open_url is not None:
+                resp = open_url(url, data=data, headers=headers, method=method, timeout=timeout,
+                                validate_certs=self.validate_certs, follow_redirects='none',
+                                use_proxy=True)
+            else:
+                resp = stdlib_open_url(url, data=data, headers=headers, method=method, timeout=timeout,
+                                       validate_certs=self.validate_certs)
             status = resp.getcode()
             raw = resp.read()
             resp_headers = dict(resp.headers.items())

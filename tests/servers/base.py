@@ -56,9 +56,11 @@ class TestServer:
         self.faults: list[Fault] = []
         self.violations: list[str] = []
         self.httpd = None
+        self.echo = None  # callable(line): one line per API call (the standalone servers print them)
 
     # --- lifecycle -----------------------------------------------------------------------
-    def start(self):
+    def start(self, host="127.0.0.1", port=0):
+        """Serve in a background thread on host:port (default: an ephemeral port on loopback)."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,9 +74,9 @@ class TestServer:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self):
@@ -84,7 +86,10 @@ class TestServer:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        host = self.httpd.server_address[0]
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        return "http://%s:%d" % (host, self.httpd.server_address[1])
 
     # --- test API ------------------------------------------------------------------------
     def inject(self, kind, method=None, path=None, times=1, wait=1.0):
@@ -142,6 +147,7 @@ class TestServer:
                     {k.lower(): v for k, v in handler.headers.items()})
         with self.lock:
             self.log.append(call)
+            seen = len(self.violations)
         fault = self._fault(call.method, call.path)
         if fault is not None:
             call.fault = fault.kind
@@ -163,6 +169,12 @@ class TestServer:
         reply = self.decorate(reply)
         call.status = reply.status
         self._validate_response(call, reply)
+        if self.echo is not None:
+            with self.lock:
+                new = self.violations[seen:]
+            notes = " (fault %s)" % call.fault if call.fault else ""
+            notes += "".join(" CONTRACT VIOLATION: " + v for v in new)
+            self.echo("%s %s %s %s%s" % (handler.client_address[0], call.method, handler.path, reply.status, notes))
         data = b"" if reply.body is None else json.dumps(reply.body).encode()
         handler.send_response(reply.status)
         for key, value in reply.headers.items():

@@ -5,7 +5,9 @@ against /work/shared/api-specs/godaddy-domains-v1.with-list-routes.swagger.json)
 {"code", "message", "fields": [{"path", "code", "message"}]}, 429 with "retryAfterSec",
 PUT .../records/{type}/{name} replacing every record of that type and name, minimum TTL 600.
 
-    python -m tests.servers.godaddy   # serve on an ephemeral port until interrupted
+    python -m tests.servers.godaddy --listen 0.0.0.0:8080 --dns 0.0.0.0:53 --domain example.test
+
+serves the API and, with --dns, the zones over DNS (tests/servers/dns.py) until killed.
 """
 from __future__ import annotations
 
@@ -115,9 +117,56 @@ class GoDaddyServer(TestServer):
         return self.error(405, "METHOD_NOT_ALLOWED", "not supported by the test server")
 
 
+def _address(text, default_port):
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, default_port
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def main(argv=None):  # pragma: no cover - the standalone server (test nodes, manual use)
+    """Serve the API (and optionally its DNS face) until killed; one line per API call or DNS query."""
+    import argparse
+    import os
+    import signal
+    import sys
+    import threading
+
+    from tests.servers.dns import DnsServer
+
+    parser = argparse.ArgumentParser(prog="python -m tests.servers.godaddy", description=(
+        "GoDaddy Domains API v1 test server. Credentials from GODADDY_API_KEY / GODADDY_API_SECRET "
+        "(default test-key / test-secret); API specifications from SCIOPS_API_SPECS."))
+    parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT", help="API address (default 127.0.0.1:0)")
+    parser.add_argument("--dns", metavar="HOST:PORT", help="also serve the zones over DNS (UDP and TCP) here")
+    parser.add_argument("--domain", action="append", metavar="ZONE", help="a zone to serve (repeatable; default example.org)")
+    args = parser.parse_args(argv)
+
+    def echo(line):
+        print(line, flush=True)
+
+    domains = [d.rstrip(".").lower() for d in (args.domain or ["example.org"])]
+    srv = GoDaddyServer(key=os.environ.get("GODADDY_API_KEY") or "test-key",
+                        secret=os.environ.get("GODADDY_API_SECRET") or "test-secret", domains=domains)
+    srv.echo = echo
+    srv.start(*_address(args.listen, 0))
+    host, port = srv.httpd.server_address[:2]
+    echo("godaddy test server: API on http://%s:%d for %s" % (host, port, ", ".join(domains)))
+    dns = None
+    if args.dns:
+        dns = DnsServer(srv, *_address(args.dns, 53), echo=echo).start()
+        echo("godaddy test server: DNS on %s:%d (udp, tcp)" % dns.udp.server_address[:2])
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    if dns:
+        dns.stop()
+    srv.stop()
+    if srv.violations:
+        echo("godaddy test server: %d contract violation(s)" % len(srv.violations))
+    sys.exit(0)
+
+
 if __name__ == "__main__":  # pragma: no cover - manual use
-    import time
-    srv = GoDaddyServer().start()
-    print(srv.url, flush=True)
-    while True:
-        time.sleep(3600)
+    main()

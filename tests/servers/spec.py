@@ -13,6 +13,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote
 
 import yaml
 from jsonschema import Draft4Validator
@@ -65,8 +66,8 @@ class Spec:
         for regex, template, item in self.routes:
             m = regex.match(path)
             if m:
-                if method in item:
-                    return template, item[method], m.groupdict()
+                if method in item:  # parameters decoded: GET .../records/A/%2A is the record named "*"
+                    return template, item[method], {k: unquote(v) for k, v in m.groupdict().items()}
                 allowed = True
         raise LookupError(405 if allowed else 404, f"{method.upper()} {path} is not in the specification")
 

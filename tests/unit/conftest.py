@@ -16,6 +16,7 @@ for path in (ROOT, ROOT / "collections"):
         sys.path.insert(0, str(path))
 
 from tests.servers.digitalocean import DigitalOceanServer  # noqa: E402  (needs the path above)
+from tests.servers.dns import DnsServer  # noqa: E402
 from tests.servers.godaddy import GoDaddyServer  # noqa: E402
 
 
@@ -25,6 +26,14 @@ def godaddy():
     yield server
     server.stop()
     assert server.violations == [], "requests or responses outside the API contract"
+
+
+@pytest.fixture
+def godaddy_dns(godaddy):
+    """The GoDaddy test server's DNS face (UDP and TCP on 127.0.0.1), serving its live zones."""
+    server = DnsServer(godaddy).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

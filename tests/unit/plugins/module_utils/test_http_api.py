@@ -1,8 +1,15 @@
 """The shared API client against the local test servers: retries, backoff, 429 waits, pagination, errors."""
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import pytest
 
+from ansible_collections.sciops.platform.plugins.module_utils import http_api
 from ansible_collections.sciops.platform.plugins.module_utils.digitalocean import DigitalOceanClient
 from ansible_collections.sciops.platform.plugins.module_utils.godaddy import GoDaddyClient, plan_record_set, parse_value
 from ansible_collections.sciops.platform.plugins.module_utils.http_api import (
@@ -186,3 +193,77 @@ def test_servers_refuse_requests_outside_the_contract(digitalocean, godaddy, fak
     assert len(digitalocean.violations) == 1 and len(godaddy.violations) == 1
     digitalocean.violations.clear()  # expected here; the fixtures fail any other test that has one
     godaddy.violations.clear()
+
+
+# --- the standard-library path (no Ansible: the Let's Encrypt hook on a node) ---------------
+@pytest.fixture
+def stdlib(monkeypatch):
+    monkeypatch.setattr(http_api, "open_url", None)
+    calls = []
+    real = http_api.stdlib_open_url
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("method"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(http_api, "stdlib_open_url", spy)
+    return calls
+
+
+def test_stdlib_path_same_semantics(godaddy, fake_time, stdlib):
+    client = gd_client(godaddy, fake_time)
+    godaddy.inject("429", method="GET", wait=4)
+    godaddy.inject("drop", method="PUT")
+    assert [r["data"] for r in client.list_records("example.org", "A", "@")] == ["203.0.113.1"]
+    client.replace_set("example.org", "TXT", "_acme-challenge", [{"data": "tok", "ttl": 600}])
+    client.delete_set("example.org", "TXT", "_acme-challenge")
+    assert fake_time.sleeps == [4.0, 0.5]
+    assert stdlib == ["GET", "GET", "PUT", "PUT", "DELETE"]
+    with pytest.raises(ApiError) as exc:
+        client.replace_set("example.org", "TXT", "x", [{"data": "v", "ttl": 300}])
+    assert str(exc.value).startswith("GoDaddy API error: HTTP 422 INVALID_BODY") and exc.value.status == 422
+    with pytest.raises(ApiError) as exc:
+        gd_client(godaddy, fake_time, secret="s3cr3t-value").list_records("example.org")
+    assert exc.value.status == 401 and "s3cr3t-value" not in str(exc.value)
+
+
+def test_stdlib_path_does_not_follow_redirects(fake_time, stdlib):
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        client = GoDaddyClient("http://127.0.0.1:%d" % httpd.server_address[1], "k", "s", sleep=fake_time.sleep,
+                               clock=fake_time.clock)
+        with pytest.raises(ApiError) as exc:
+            client.list_records("example.org")
+        assert exc.value.status == 302 and "HTTP 302" in str(exc.value)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a certificate")
+def test_stdlib_path_validates_certificates(godaddy, tmp_path, stdlib):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    godaddy.httpd.socket = context.wrap_socket(godaddy.httpd.socket, server_side=True)
+    url = godaddy.url.replace("http://", "https://")
+    strict = GoDaddyClient(url, "test-key", "test-secret", timeout=10)
+    with pytest.raises(ApiConnectionError) as exc:
+        strict.request("GET", "/v1/domains/example.org/records", retry_unsafe=False)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
+    relaxed = GoDaddyClient(url, "test-key", "test-secret", timeout=10, validate_certs=False)
+    assert len(relaxed.list_records("example.org")) == 3
