@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -204,3 +205,18 @@ def test_lynis_hardening_index_is_higher_than_on_a_plain_node(host, plain):
     print(f"\nlynis hardening_index: mol-common-hard={hardened} mol-common-plain={baseline} "
           f"(difference {hardened - baseline}, required at least {LYNIS_MARGIN})")
     assert hardened >= baseline + LYNIS_MARGIN
+
+
+# --- Last: a reboot (ends the probe listeners) -------------------------------------------------------
+
+def test_firewall_and_settings_come_back_after_a_reboot(host, plain):
+    subprocess.run(["docker", "restart", "mol-common-hard"], check=True, capture_output=True, timeout=120)
+    # systemd's bus appears a moment after the container starts: ask until it answers.
+    boot = host.run("for i in $(seq 120); do s=$(systemctl is-system-running --wait 2>/dev/null); "
+                    "[ -n \"$s\" ] && break; sleep 1; done; echo \"$s\"")
+    assert boot.stdout.strip() in ("running", "degraded"), boot.stdout + boot.stderr
+    chain = host.check_output("nft list chain inet sciops input")
+    assert "policy drop" in chain and "tcp dport 22 accept" in chain
+    assert "table ip nat" in host.check_output("nft list tables")
+    assert tcp_connects(plain, HARD, 22)
+    assert ssh(plain, "ada", "sudo -n true").rc == 0
