@@ -12,7 +12,7 @@ from sciops_testing import node, run_playbook
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("frontdoor")
 
-WEB = "172.30.44.20"
+WEB = "172.30.46.20"
 NAME = "web.example.test"
 ROOT = "/tmp/pebble-root.pem"
 CA = node("mol-le-ca")
@@ -100,7 +100,7 @@ def test_renewal_runs_from_certbots_timer(host):
 def test_forced_renewal_replaces_the_certificate_and_reloads_nginx(host):
     before = served_serial()
     out = host.check_output(
-        f"REQUESTS_CA_BUNDLE=/etc/sciops/letsencrypt/acme-ca.pem certbot renew --force-renewal --cert-name {NAME} 2>&1")
+        f"REQUESTS_CA_BUNDLE=/etc/sciops/letsencrypt/acme-ca.pem certbot renew --force-renewal --no-random-sleep-on-renew --cert-name {NAME} 2>&1")
     assert f"sciops-reload: reloaded nginx for {NAME}" in out
     after = served_serial()
     assert after != before
@@ -128,7 +128,7 @@ def test_adding_a_domain_reissues_and_a_repeat_run_requests_nothing(host):
 def test_tls_has_no_high_or_critical_findings_by_testssl(host):
     ca_root()
     CA.run("rm -f /tmp/testssl.json")
-    run = CA.run(f"testssl.sh --quiet --color 0 --warnings off --ip {WEB} --add-ca {ROOT} "
+    run = CA.run(f"testssl --quiet --color 0 --warnings off --ip {WEB} --add-ca {ROOT} "
                  f"--jsonfile /tmp/testssl.json https://{NAME}/")
     findings = json.loads(CA.file("/tmp/testssl.json").content_string)
     bad = [f for f in findings if f.get("severity") in ("HIGH", "CRITICAL")]
@@ -136,7 +136,8 @@ def test_tls_has_no_high_or_critical_findings_by_testssl(host):
                           for sev in ("OK", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")})
     assert findings, run.stdout[-2000:]
     assert not bad, bad
-    by_id = {f["id"]: f for f in findings}
-    assert by_id["HSTS"]["severity"] == "OK", by_id["HSTS"]
-    assert "Ok" in by_id.get("cert_chain_of_trust", {}).get("finding", "") or \
-        "passed" in by_id.get("cert_chain_of_trust", {}).get("finding", ""), by_id.get("cert_chain_of_trust")
+    print("testssl.sh LOW/MEDIUM:", [(f["id"], f["finding"]) for f in findings if f.get("severity") in ("LOW", "MEDIUM")])
+    hsts = [f for f in findings if f["id"].startswith("HSTS")]
+    assert hsts and all(f["severity"] in ("OK", "INFO") for f in hsts), hsts
+    chain = [f for f in findings if f["id"].startswith("cert_chain_of_trust")]
+    assert chain and all(f["severity"] == "OK" for f in chain), chain
