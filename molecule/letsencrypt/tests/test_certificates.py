@@ -109,6 +109,21 @@ def test_forced_renewal_replaces_the_certificate_and_reloads_nginx(host):
     assert [f for f in archived(host, "wild.example.test") if f.startswith("cert")] == ["cert1.pem"]
 
 
+def test_check_mode_on_the_converged_hosts_changes_nothing_and_prints_no_secret(host):
+    run = run_playbook(CONVERGE, "--check", "--diff", "-vv")
+    assert run.rc == 0, run.output[-3000:]
+    assert all(h["changed"] == 0 and h["failed"] == 0 for h in run.recap().values()), run.recap()
+    assert "test-secret" not in run.output  # the GoDaddy API secret of the DNS-01 hook
+
+
+def test_a_wildcard_over_http01_is_refused_with_one_clear_message(host):
+    bad = json.dumps({"letsencrypt_host_certificates": [{"name": "bad", "domains": ["*.bad.example.test"]}]})
+    run = run_playbook(CONVERGE, "-e", bad)
+    assert run.rc != 0
+    assert "certificate(s) bad contain a wildcard: set challenge: dns-01" in " ".join(run.output.split())
+    assert not host.file("/etc/letsencrypt/renewal/bad.conf").exists
+
+
 def test_adding_a_domain_reissues_and_a_repeat_run_requests_nothing(host):
     services = [{"name": "web", "server_name": NAME, "server_aliases": ["extra1.example.test"], "ports": {"blue": 8201, "green": 8202}}]
     extra = json.dumps({"frontdoor_group_services": services})
