@@ -63,7 +63,17 @@ for name in nmpi.local.sciops.test quotas.local.sciops.test; do
 done
 docker exec local-app1 systemctl is-active --quiet certbot.timer || fail "the renewal timer is not active"
 next=$(docker exec local-app1 systemctl show certbot.timer -p NextElapseUSecRealtime --value)
-log "certificates renew by themselves: certbot.timer next run $next"
+serial() { openssl s_client -connect 172.30.40.21:443 -servername nmpi.local.sciops.test </dev/null 2>/dev/null | openssl x509 -noout -serial; }
+before=$(serial)
+# Local certificates live 20 days, inside certbot's 30-day window: the timer's own service renews
+# them, and the deploy hook reloads nginx, which then serves the new certificate.
+docker exec local-app1 systemctl start certbot.service || fail "certbot.service (the timer's job) failed"
+after=$(serial)
+[ -n "$before" ] && [ "$before" != "$after" ] || fail "the timer's renewal did not replace the served certificate ($before -> $after)"
+journal=$(docker exec local-app1 journalctl -u certbot.service --no-pager -o cat)
+grep -q 'sciops-reload: reloaded nginx for nmpi.local.sciops.test' <<<"$journal" \
+  || fail "the renewal did not reload nginx through the deploy hook"
+log "certificates renew by themselves: certbot.timer (next run $next) renewed nmpi.local.sciops.test ($before -> $after) and reloaded nginx"
 
 log "every node is hardened: default-deny firewall; PostgreSQL refuses a node that is not an app node"
 for node in local-ca1 local-db1 local-app1; do
