@@ -109,6 +109,23 @@ def test_forced_renewal_replaces_the_certificate_and_reloads_nginx(host):
     assert [f for f in archived(host, "wild.example.test") if f.startswith("cert")] == ["cert1.pem"]
 
 
+def test_after_the_ca_forgets_everything_a_run_registers_again_and_reissues(host):
+    # Pebble keeps accounts in memory and makes a new root at every start (like a CA that changed
+    # its root and lost the account): the next run sets the old account aside, registers a new
+    # one and re-issues what no longer chains to the root; the run after that requests nothing.
+    CA.check_output("systemctl restart pebble")
+    run = run_playbook(CONVERGE)
+    assert run.rc == 0, run.output[-3000:]
+    flat = " ".join(run.output.split())
+    assert "chain does not verify against the root" in flat
+    assert host.file("/etc/letsencrypt/accounts/172.30.46.10:14000/dir.unknown-to-server").is_directory
+    ca_root()
+    page = CA.check_output(f"curl -sS --fail --cacert {ROOT} --resolve {NAME}:443:{WEB} https://{NAME}/")
+    assert "web blue" in page
+    again = run_playbook(CONVERGE)
+    assert again.rc == 0 and again.recap()["mol-le-web"]["changed"] == 0, again.output[-3000:]
+
+
 def test_check_mode_on_the_converged_hosts_changes_nothing_and_prints_no_secret(host):
     run = run_playbook(CONVERGE, "--check", "--diff", "-vv")
     assert run.rc == 0, run.output[-3000:]
