@@ -13,6 +13,10 @@ export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 NODE_IMAGE ?= sciops/node:debian12
 export SCIOPS_NODE_IMAGE := $(NODE_IMAGE)
+# The job-queue repository as an archive, for machines that cannot reach GitHub (the local
+# environment and the services scenario deploy the real applications from it).
+SCIOPS_NMPI_ARCHIVE ?= $(abspath $(CURDIR)/../shared/upstream/ebrains-neuromorphic-job-queue-api-59c92ce.tar.gz)
+export SCIOPS_NMPI_ARCHIVE
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: help setup venv docker image up down test lint yamllint ansible-lint collection unit sanity molecule local-e2e bench bench-switch lock clean

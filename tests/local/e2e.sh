@@ -43,24 +43,49 @@ fi
 log "the app user logs in over TCP; a wrong password is refused"
 
 log "the services answer through the front door over HTTPS with certificates from the local ACME CA"
-grep -qE "Service +nmpi_queue +https://nmpi.local.sciops.test/" "$out" || fail "the summary does not show the job-queue service"
 root=$(mktemp)
 docker exec local-ca1 python3 -c 'import ssl, urllib.request
 print(urllib.request.urlopen("https://127.0.0.1:15000/roots/0", context=ssl._create_unverified_context()).read().decode())' \
   >"$root" || fail "could not read the local ACME CA's root"
-for name in nmpi.local.sciops.test quotas.local.sciops.test; do
-  # Chain and name checked against the CA's root (no -k); HTTP redirects to HTTPS; HSTS is sent.
-  body=$(curl -sS --fail --cacert "$root" --resolve "$name:443:172.30.40.21" "https://$name/") \
-    || fail "$name: no verified HTTPS answer"
-  status=$(curl -sS --fail --cacert "$root" --resolve "$name:443:172.30.40.21" -X POST -d '{}' \
-    -o /dev/null -w '%{http_code}' "https://$name/jobs") || fail "$name: POST /jobs failed"
-  [ "$status" = 201 ] || fail "$name: POST /jobs answered $status"
+get() {  # get NAME PATH: the body over verified HTTPS (chain and name against the CA's root, no -k)
+  curl -sS --fail --cacert "$root" --resolve "$1:443:172.30.40.21" "https://$1$2"
+}
+# name, path, text the answer must contain: the real applications from upstream's repository
+checks=(
+  "nmpi.local.sciops.test|/|EBRAINS neuromorphic computing remote access service"
+  "nmpi.local.sciops.test|/docs|swagger-ui"
+  "nmpi.local.sciops.test|/statistics/queue-length|queue_name"
+  "quotas.local.sciops.test|/statistics/queue-length|queue_name"
+  "www.local.sciops.test|/|</html>"
+  "docs.local.sciops.test|/|Developers"
+  "docs.local.sciops.test|/deployment.html|</html>"
+)
+for check in "${checks[@]}"; do
+  IFS='|' read -r name path text <<<"$check"
+  grep -qE "Service +[a-z_]+ +https://$name/" "$out" || fail "the summary does not show $name"
+  body=$(get "$name" "$path") || fail "$name$path: no verified HTTPS answer"
+  grep -qF "$text" <<<"$body" || fail "$name$path does not contain '$text'"
+done
+for name in nmpi.local.sciops.test quotas.local.sciops.test www.local.sciops.test docs.local.sciops.test; do
+  # HTTP redirects to HTTPS; HSTS and the security headers are sent; no version token.
   redirect=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --resolve "$name:80:172.30.40.21" "http://$name/x")
   [ "$redirect" = "301 https://$name/x" ] || fail "$name: plain HTTP answered $redirect"
   headers=$(curl -sS -D - -o /dev/null --cacert "$root" --resolve "$name:443:172.30.40.21" "https://$name/")
-  grep -qi '^strict-transport-security: max-age=' <<<"$headers" || fail "$name: no HSTS header"
-  log "$name -> $body"
+  for header in 'strict-transport-security: max-age=' 'x-content-type-options: nosniff' 'x-frame-options: SAMEORIGIN' \
+                'referrer-policy: ' 'server: nginx\s*$'; do
+    grep -qiE "^$header" <<<"$headers" || fail "$name: no '$header' header"
+  done
 done
+log "nmpi, quotas (routed to the job-queue API, which serves projects and quotas), www (splash) and docs (Sphinx) verified"
+
+# The job-queue's download folder: writable by the service, served by the front door at /tmp_download/.
+probe="e2e-$RANDOM$RANDOM"
+docker exec local-app1 systemd-run --quiet --wait --pipe --collect --property=User=nmpi_queue \
+  --property=ReadWritePaths=/var/lib/sciops/nmpi_queue/tmp_download \
+  /bin/sh -c "echo $probe > /var/lib/sciops/nmpi_queue/tmp_download/$probe.txt" || fail "the service user cannot write its download folder"
+[ "$(get nmpi.local.sciops.test "/tmp_download/$probe.txt")" = "$probe" ] || fail "the download folder is not served at /tmp_download/"
+log "the download folder is written by the service user and served at /tmp_download/"
+
 docker exec local-app1 systemctl is-active --quiet certbot.timer || fail "the renewal timer is not active"
 next=$(docker exec local-app1 systemctl show certbot.timer -p NextElapseUSecRealtime --value)
 serial() { openssl s_client -connect 172.30.40.21:443 -servername nmpi.local.sciops.test </dev/null 2>/dev/null | openssl x509 -noout -serial; }
@@ -91,17 +116,21 @@ log "firewalls: 5432 reachable from local-app1, not from local-ca1"
 
 log "the validation play refuses a misspelled variable and a string where a boolean belongs"
 v=$(ansible-playbook -i inventories/local playbooks/local.yml -e postgres_lisen_addresses=x 2>&1) && fail "a misspelled variable was accepted"
-grep -q "unknown variable(s) postgres_lisen_addresses" <<<"$v" || fail "no clear message for a misspelled variable: $v"
+grep -q "unknown variable postgres_lisen_addresses; did you mean postgres_listen_addresses" <<<"$v" || fail "no clear message for a misspelled variable: $v"
 v=$(ansible-playbook -i inventories/local playbooks/local.yml -e postgres_ssl=no 2>&1) && fail "a string boolean was accepted"
-grep -q "postgres_ssl must be true or false" <<<"$v" || fail "no clear message for a string boolean: $v"
+grep -q "postgres_ssl must be a boolean" <<<"$v" || fail "no clear message for a string boolean: $v"
+v=$(ansible-playbook -i inventories/local playbooks/switch_colour.yml -e service=nmpi -e colour=green 2>&1) && fail "an unknown service was accepted"
+grep -q "Unknown service 'nmpi'; known services: nmpi_queue, splash, docs" <<<"$v" || fail "no clear message for an unknown service: $v"
 v=$(ansible-playbook -i inventories/local playbooks/staging.yml 2>&1) && fail "staging.yml ran against the local inventory"
 grep -q "runs only against inventories/staging" <<<"$v" || fail "no clear message for the wrong inventory: $v"
 
 log "make up (second run: must change nothing)"
+started=$(date +%s)
 make --no-print-directory up >"$out" 2>&1 || { cat "$out"; fail "second make up failed"; }
+took=$(( $(date +%s) - started ))
 changed=$(grep -E '^[a-z0-9-]+ +: ok=' "$out" | sed -E 's/.*changed=([0-9]+).*/\1/' | awk '{s += $1} END {print s + 0}')
 [ "$changed" = "0" ] || { grep -E 'changed:' "$out" || true; fail "second make up changed $changed things"; }
-log "second run: changed=0"
+log "second run: changed=0 in ${took} s"
 
 if [ -n "$preexisting" ]; then
   log "OK (make down not exercised: the environment was up before the test)"

@@ -1,203 +1,372 @@
-"""Blue/green behaviour of the web services behind the front door, checked from outside: from
-the controller and from the database node, through nginx on the app node (mol-svc-app)."""
+"""The web services as data, checked from outside: the real job-queue API v3 on two app nodes,
+a WebSocket application and the fault-injection fixture on one of them, upstream's splash site,
+all behind a front door on its own node (mol-svc-fd). Requests go from this machine to the
+front door, as a user's would."""
 import json
 import os
 import ssl
-import sys
+import socket
 import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import testinfra.utils.ansible_runner
+import yaml
 
-from sciops_testing import PROJECT, run_playbook
+from sciops_testing import PROJECT, node, run_playbook
+import ws_client
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("frontdoor")
 
-APP = "172.30.43.20"
-SECRETS = ["svc-db-Pw-31c9", "svc-session-Key-8a1f", "svc-oidc-Secret-77d2", "svc-django-Key-0b4e"]
+FRONT = "172.30.43.5"
+APPS = {"mol-svc-app1": "172.30.43.21", "mol-svc-app2": "172.30.43.22"}
+SECRETS = ["svc-db-Pw-31c9", "svc-session-Key-8a1f", "svc-oidc-Secret-77d2"]
+PROVIDER_KEY = "uman-test-key-" + uuid.uuid4().hex[:12]
 TLS = ssl.create_default_context()
 TLS.check_hostname = False
-TLS.verify_mode = ssl.CERT_NONE  # the front door's self-signed placeholder
+TLS.verify_mode = ssl.CERT_NONE  # the front door's self-signed placeholders
 
 
-def call(path="/", name="nmpi.test", method="GET", body=None, scheme="https", timeout=10):
-    """One request to the front door from the controller; returns (status, parsed JSON or None)."""
-    req = urllib.request.Request(f"{scheme}://{APP}{path}", method=method, data=body, headers={"Host": name})
+def call(path="/", name="nmpi.test", method="GET", body=None, scheme="https", timeout=10, headers=None):
+    """One request to the front door; returns (status, body bytes, response headers)."""
+    req = urllib.request.Request(f"{scheme}://{FRONT}{path}", method=method, data=body,
+                                 headers={"Host": name, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=TLS if scheme == "https" else None) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
+            return resp.status, resp.read(), resp.headers
     except urllib.error.HTTPError as err:
-        return err.code, None
+        return err.code, err.read(), err.headers
 
 
-def playbook(name, **extra):
-    return run_playbook(f"playbooks/{name}.yml", "-v", extra_vars=extra)
+def json_call(*args, **kwargs):
+    status, body, _ = call(*args, **kwargs)
+    try:
+        return status, json.loads(body or b"null")
+    except ValueError:
+        return status, None
 
 
-def test_live_blue_serves_both_services_over_https_and_http(host):
-    for name in ("nmpi.test", "quotas.test"):
-        for scheme in ("https", "http"):
-            status, body = call(name=name, scheme=scheme)
-            assert status == 200, (name, scheme)
-            assert body["colour"] == "blue" and body["status"] == "ok"
-            assert body["base_url"] == f"https://{name}"
+def playbook(name, *args, **extra):
+    return run_playbook(f"playbooks/{name}.yml", "-v", *args, extra_vars=extra)
 
 
-def test_a_row_is_written_and_read_back_through_the_front_door(host):
-    status, created = call("/jobs", method="POST", body=b'{"model": "x"}')
-    assert status == 201
-    status, job = call(f"/jobs/{created['id']}")
-    assert status == 200 and job["payload"] == '{"model": "x"}'
+def psql(sql):
+    db = node("mol-svc-db")
+    return db.check_output(f"sudo -u postgres psql -d nmpi -tAc {json.dumps(sql)}")
 
 
-def test_colours_listen_on_loopback_only_and_run_unprivileged(host):
-    listening = {s for s in host.socket.get_listening_sockets() if s.startswith("tcp")}
-    assert "tcp://127.0.0.1:8101" in listening and "tcp://127.0.0.1:8201" in listening
-    assert not any(s.endswith((":8101", ":8201")) and not s.startswith("tcp://127.0.0.1:") for s in listening)
-    assert host.process.filter(user="nmpi_queue", comm="uvicorn") or host.process.filter(user="nmpi_queue")
-
-
-def test_environment_file_is_private_to_the_service_user(host):
-    env = host.file("/etc/sciops/services/nmpi_queue/blue.env")
-    assert env.mode == 0o600
-    assert env.user == "nmpi_queue"
-    assert "NMPI_DATABASE_PASSWORD=" in env.content_string
-
-
-def test_deploy_green_leaves_blue_live_and_shows_no_secret(host):
-    run = playbook("deploy_service", service="nmpi_queue", colour="green", version="v2")
-    assert run.rc == 0, run.output
-    for secret in SECRETS:
-        assert secret not in run.output
-    green = json.loads(host.check_output("curl -s http://127.0.0.1:8102/"))
-    assert green["colour"] == "green" and green["version"] == "v2"
-    assert call()[1]["colour"] == "blue"
-
-
-def test_deploying_over_the_live_colour_is_refused(host):
-    run = playbook("deploy_service", service="nmpi_queue", colour="blue")
-    assert run.rc != 0
-    assert "blue is the live colour of nmpi_queue" in run.output
-
-
-def test_switch_under_load_fails_no_request(host):
+def under_load(action, path="/", name="nmpi.test", threads=4, period=0.08):
+    """Run action() while `threads` clients poll the front door (about 50 requests a second);
+    returns (action's result, [(status or error, body)])."""
     results, stop = [], threading.Event()
 
     def load():
         while not stop.is_set():
             started = time.monotonic()
             try:
-                status, body = call(timeout=5)
-                results.append((status, body and body.get("colour")))
+                status, body, _ = call(path, name=name, timeout=5)
+                results.append((status, body))
             except Exception as exc:  # a refused or broken connection is a failed request
                 results.append((repr(exc), None))
-            time.sleep(max(0.0, 0.08 - (time.monotonic() - started)))
+            time.sleep(max(0.0, period - (time.monotonic() - started)))
 
-    threads = [threading.Thread(target=load) for _ in range(4)]  # about 50 requests a second
-    for thread in threads:
-        thread.start()
+    workers = [threading.Thread(target=load) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
     time.sleep(1)
+    try:
+        outcome = action()
+    finally:
+        time.sleep(1)
+        stop.set()
+        for worker in workers:
+            worker.join()
+    return outcome, results
+
+
+def journal(host, unit):
+    return node(host).check_output(f"journalctl -u {unit} --no-pager -o cat")
+
+
+def unit_started(host, unit):
+    return int(node(host).check_output(f"systemctl show -p ActiveEnterTimestampMonotonic --value {unit}"))
+
+
+# --- the real job-queue API v3 -------------------------------------------------------------------
+
+def test_real_api_serves_its_description_and_docs_through_the_front_door(host):
+    status, about = json_call("/")
+    assert status == 200 and about["version"] == "3" and about["status"] == "ok"
+    status, body, headers = call("/docs")
+    assert status == 200 and b"swagger" in body.lower()
+    # HTTP is served too while the front door has only its placeholder certificate
+    assert json_call("/", scheme="http")[0] == 200
+
+
+def test_bootstrap_created_the_real_schema():
+    tables = set(psql("select tablename from pg_tables where schemaname = 'public'").split())
+    assert {"simqueue_job", "simqueue_project", "simqueue_quota", "tastypie_apikey"} <= tables, tables
+    assert len(tables) >= 12
+    owners = set(psql("select tableowner from pg_tables where schemaname = 'public'").split())
+    assert owners == {"nmpi_dbadmin"}
+
+
+def test_health_gate_reads_the_database(host):
+    # the gate asks a route that reads the database, not only /
+    app = node("mol-svc-app1")
+    unit = app.file("/etc/systemd/system/nmpi_queue-blue.service").content_string
+    assert "--host 172.30.43.21" in unit  # the front door is on another node
+    status = app.check_output("curl -s -o /dev/null -w '%{http_code}' http://172.30.43.21:8101/statistics/queue-length")
+    assert status == "200"
+
+
+def test_a_provider_reads_and_updates_a_job_with_an_api_key_stored_in_the_database(host):
+    # user 3 is the SpiNNaker provider in upstream's own table of providers (simqueue/db.py)
+    psql(f"insert into tastypie_apikey (key, created, user_id) values ('{PROVIDER_KEY}', now(), 3)")
+    job_id = psql("insert into simqueue_job (code, command, collab_id, user_id, status, hardware_platform, "
+                  "timestamp_submission) values ('import pyNN.spiNNaker as sim', 'run.py', 'molecule', 'alice', "
+                  "'submitted', 'SpiNNaker', now()) returning id").splitlines()[0]
+    key = {"x-api-key": PROVIDER_KEY}
+    status, jobs = json_call("/jobs/?status=submitted&hardware_platform=SpiNNaker", headers=key)
+    assert status == 200 and int(job_id) in [job["id"] for job in jobs]
+    status, job = json_call(f"/jobs/{job_id}", method="PUT", body=b'{"status": "running"}',
+                            headers={**key, "Content-Type": "application/json"})
+    assert status == 200 and job["status"] == "running"
+    assert psql(f"select status from simqueue_job where id = {job_id}") == "running"
+    # a wrong key is refused (upstream answers 500 instead of 403: a KeyError in its key lookup)
+    status, _ = json_call("/jobs/?status=submitted&hardware_platform=SpiNNaker", headers={"x-api-key": "wrong"})
+    assert status in (403, 500)
+    assert json_call("/jobs/?status=submitted&hardware_platform=SpiNNaker")[0] == 401
+
+
+def test_requests_reach_every_app_node(host):
+    probe = uuid.uuid4().hex
+    for i in range(24):
+        assert call(f"/?probe={probe}-{i}")[0] == 200
+    for name in APPS:
+        assert f"probe={probe}" in journal(name, "nmpi_queue-blue"), f"no request reached {name}"
+
+
+def test_colour_ports_answer_the_front_door_only(host):
+    for address in APPS.values():
+        assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://{address}:8101/") == "200"
+        refused = node("mol-svc-db").run(f"curl -s -m 3 -o /dev/null http://{address}:8101/")
+        assert refused.rc != 0, f"{address}:8101 answered the database node"
+    with socket.socket() as sock:
+        sock.settimeout(3)
+        assert sock.connect_ex(("172.30.43.21", 8101)) != 0, "a colour port answered this machine"
+
+
+def test_data_directory_is_kept_outside_releases_and_writable_by_the_service():
+    app = node("mol-svc-app1")
+    env = app.file("/etc/sciops/services/nmpi_queue/blue.env").content_string
+    assert 'NMPI_TMP_FILE_ROOT="/var/lib/sciops/nmpi_queue/tmp_download"' in env
+    write = app.run("systemd-run --quiet --wait --pipe --collect --property=User=nmpi_queue "
+                    "--property=ReadWritePaths=/var/lib/sciops/nmpi_queue/tmp_download "
+                    "/bin/sh -c 'echo ok > /var/lib/sciops/nmpi_queue/tmp_download/probe.txt'")
+    assert write.rc == 0, write.stderr
+    assert app.file("/var/lib/sciops/nmpi_queue/tmp_download/probe.txt").user == "nmpi_queue"
+
+
+def test_second_converge_restarted_no_colour():
+    # molecule's idempotence step ran converge again; a restart would start the unit after the
+    # record that the first converge wrote once its health check passed.
+    for name in APPS:
+        app = node(name)
+        started = app.check_output("systemctl show -p ActiveEnterTimestamp --value nmpi_queue-blue")
+        started_at = int(app.check_output(f"date -d '{started}' +%s"))
+        recorded_at = int(app.check_output("stat -c %Y /etc/sciops/services/nmpi_queue/blue.json"))
+        assert started_at <= recorded_at, f"nmpi_queue-blue on {name} restarted after its release was recorded"
+
+
+def test_deploy_green_leaves_blue_live_and_shows_no_secret(host):
+    run = playbook("deploy_service", service="nmpi_queue", colour="green", version="v3-green")
+    assert run.rc == 0, run.output
+    for secret in SECRETS:
+        assert secret not in run.output
+    for name, address in APPS.items():
+        assert node(name).service("nmpi_queue-green").is_running
+        assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://{address}:8102/statistics/queue-length") == "200"
+    assert "127.0.0.1" not in host.file("/etc/nginx/conf.d/sciops-nmpi_queue.conf").content_string
+    assert ":8101" in host.file("/etc/nginx/conf.d/sciops-nmpi_queue.conf").content_string
+
+
+def test_deploying_over_the_live_colour_is_refused():
+    run = playbook("deploy_service", service="nmpi_queue", colour="blue")
+    assert run.rc != 0
+    assert "blue is the live colour of nmpi_queue" in run.output
+
+
+def test_switch_and_rollback_under_load_fail_no_request_on_both_nodes(host):
+    probe = uuid.uuid4().hex
+    path = f"/?probe={probe}"
     started = time.monotonic()
-    run = playbook("switch_colour", service="nmpi_queue", colour="green")
+    run, results = under_load(lambda: playbook("switch_colour", service="nmpi_queue", colour="green"), path=path)
     took = time.monotonic() - started
-    time.sleep(1)
-    stop.set()
-    for thread in threads:
-        thread.join()
     assert run.rc == 0, run.output
     failed = [r for r in results if r[0] != 200]
     assert not failed, failed[:5]
-    colours = [r[1] for r in results]
-    assert colours[0] == "blue" and colours[-1] == "green"
-    print(f"switch: {len(results)} requests, 0 failed, playbook {took:.1f}s")
-
-
-def test_rollback_makes_blue_live_again(host):
-    run = playbook("rollback", service="nmpi_queue")
+    for name in APPS:
+        assert f"probe={probe}" in journal(name, "nmpi_queue-green"), f"green on {name} got no request"
+    print(f"switch: {len(results)} requests, 0 failed, {took:.1f} s")
+    run, results = under_load(lambda: playbook("rollback", service="nmpi_queue"))
     assert run.rc == 0, run.output
-    assert call()[1]["colour"] == "blue"
+    assert not [r for r in results if r[0] != 200]
+    assert ":8101" in host.file("/etc/nginx/conf.d/sciops-nmpi_queue.conf").content_string
 
 
-def test_dns_method_points_the_name_at_the_colour_node(host, monkeypatch):
-    sys.path.insert(0, str(PROJECT))
-    from tests.servers.godaddy import GoDaddyServer
+def test_converge_under_load_loses_no_request_and_restarts_nothing(host):
+    before = {name: unit_started(name, "nmpi_queue-blue") for name in APPS}
+    run, results = under_load(lambda: run_playbook("molecule/services/converge.yml"))
+    assert run.rc == 0, run.output
+    assert run.total("changed") == 0, run.output
+    assert not [r for r in results if r[0] != 200]
+    assert {name: unit_started(name, "nmpi_queue-blue") for name in APPS} == before
 
-    server = GoDaddyServer(domains=("test",)).start()
+
+def test_maintenance_modes_of_the_real_api_without_a_redeploy(host):
+    release_before = node("mol-svc-app1").check_output("readlink /srv/nmpi_queue/blue")
+    key = {"x-api-key": PROVIDER_KEY}
+    listing = "/jobs/?status=submitted&hardware_platform=SpiNNaker"
     try:
-        monkeypatch.setenv("GODADDY_API_KEY", server.key)
-        monkeypatch.setenv("GODADDY_API_SECRET", server.secret)
-        run = run_playbook("playbooks/switch_colour.yml", "-v", extra_vars={
-            "service": "nmpi_queue", "colour": "green", "method": "dns", "dns_domain": "test",
-            "dns_godaddy_base_url": server.url})
-        assert run.rc == 0, run.output
-        assert [r["data"] for r in server.records("test", "A", "nmpi")] == [APP]
-        assert [c for c in server.writes()], "the A record was written"
-        assert server.key not in run.output and server.secret not in run.output
-        assert server.violations == []
+        assert playbook("service_maintenance", service="nmpi_queue", status="down").rc == 0
+        assert json_call(listing, headers=key)[0] == 503
+        assert json_call("/")[0] == 200 and json_call("/")[1]["status"] == "down"
+        assert playbook("service_maintenance", service="nmpi_queue", status="read-only").rc == 0
+        assert json_call(listing, headers=key)[0] == 200
+        assert json_call("/jobs/1", method="PUT", body=b"{}", headers={**key, "Content-Type": "application/json"})[0] == 503
     finally:
-        server.stop()
-    assert call()[1]["colour"] == "green"
-    assert playbook("rollback", service="nmpi_queue").rc == 0
-    assert call()[1]["colour"] == "blue"
+        assert playbook("service_maintenance", service="nmpi_queue", status="ok").rc == 0
+    assert json_call(listing, headers=key)[0] == 200
+    assert node("mol-svc-app1").check_output("readlink /srv/nmpi_queue/blue") == release_before
 
 
-def test_release_whose_bootstrap_fails_is_refused(host):
+# --- the front door ------------------------------------------------------------------------------
+
+def test_front_door_sends_security_headers_and_no_version(host):
+    status, _, headers = call("/")
+    assert status == 200
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert headers["Server"] == "nginx"  # no version token
+
+
+def test_static_site_from_upstream_is_served(host):
+    status, body, headers = call("/", name="www.test")
+    assert status == 200 and b"<html" in body.lower()
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert call("/styles/main.093d5d20.css", name="www.test")[0] == 200
+
+
+def test_websocket_through_the_front_door_survives_a_switch_of_another_service(host):
+    status, about = json_call("/", name="echo.test")
+    assert status == 200 and about["service"] == "echo"
+    conn = ws_client.connect(FRONT, 443, "/ws", server_name="echo.test")
+    try:
+        conn.send_text("before")
+        assert conn.recv_text() == "before"
+        assert playbook("deploy_service", service="fixture", colour="green", version="ws-switch").rc == 0
+        assert playbook("switch_colour", service="fixture", colour="green").rc == 0
+        for i in range(20):
+            conn.send_text(f"after {i} " + "x" * 1000)
+            assert conn.recv_text() == f"after {i} " + "x" * 1000
+    finally:
+        conn.close()
+    assert playbook("rollback", service="fixture").rc == 0
+
+
+def test_a_service_added_as_data_deploys_switches_and_terminates(host):
+    """A copy of the splash site under another name, from the services list alone."""
+    services = yaml.safe_load((PROJECT / "molecule/services/group_vars/all/main.yml").read_text())["webservice_services"]
+    splash2 = dict(next(s for s in services if s["name"] == "splash"), name="splash2", server_name="www2.test")
+    extra = ["-e", json.dumps({"webservice_services": services + [splash2]})]
+    assert playbook("deploy_service", *extra, service="splash2", colour="blue").rc == 0
+    run = playbook("switch_colour", *extra, service="splash2", colour="blue")
+    assert run.rc == 0, run.output
+    assert call("/", name="www2.test")[0] == 200
+    assert playbook("deploy_service", *extra, service="splash2", colour="green", version="v2").rc == 0
+    assert playbook("switch_colour", *extra, service="splash2", colour="green").rc == 0
+    assert "/srv/splash2/green/" in host.file("/etc/nginx/conf.d/sciops-splash2.conf").content_string
+    assert call("/", name="www2.test")[0] == 200
+    refused = playbook("terminate_service", *extra, service="splash2", colour="green")
+    assert refused.rc != 0 and "switch to the other colour first" in refused.output
+    assert playbook("terminate_service", *extra, service="splash2", colour="blue").rc == 0
+    assert not host.file("/srv/splash2/blue").exists
+    assert call("/", name="www2.test")[0] == 200
+
+
+def test_unknown_or_missing_service_is_an_error_listing_the_known_ones():
+    for extra in ({"service": "nmpi"}, {}):
+        run = playbook("switch_colour", colour="green", **extra)
+        assert run.rc != 0
+        assert "known services: nmpi_queue, fixture, echo, splash" in run.output, run.output
+
+
+# --- broken releases, the container method, operations (the fault-injection fixture) ---------------
+
+def test_release_whose_bootstrap_fails_is_refused():
     run = run_playbook("playbooks/deploy_service.yml", "-e", json.dumps(
-        {"service": "nmpi_queue", "colour": "green", "version": "broken-bootstrap",
-         "nmpi_queue_extra_env": {"FIXTURE_FAIL_BOOTSTRAP": "1"}}))
+        {"service": "fixture", "colour": "green", "version": "broken-bootstrap",
+         "service_overrides": {"env": {"FIXTURE_FAIL_BOOTSTRAP": "1"}}}))
     assert run.rc != 0
-    assert "The bootstrap step of nmpi_queue green (broken-bootstrap) failed" in run.output
-    assert call()[1]["colour"] == "blue"
+    assert "The bootstrap step of fixture green (broken-bootstrap) failed" in run.output
+    assert json_call("/", name="fixture.test")[1]["colour"] == "blue"
 
 
-def test_unhealthy_release_is_refused_and_cannot_be_made_live(host):
+def test_unhealthy_release_is_refused_and_cannot_be_made_live():
     run = run_playbook("playbooks/deploy_service.yml", "-e", json.dumps(
-        {"service": "nmpi_queue", "colour": "green", "version": "broken-health",
-         "nmpi_queue_extra_env": {"FIXTURE_FAIL_HEALTH": "1"}, "nmpi_queue_health_timeout": 6}))
+        {"service": "fixture", "colour": "green", "version": "broken-health",
+         "service_overrides": {"env": {"FIXTURE_FAIL_HEALTH": "1"}, "health_timeout": 6}}))
     assert run.rc != 0
     assert "did not answer 200" in run.output and "It was not made live" in run.output
-    switch = playbook("switch_colour", service="nmpi_queue", colour="green")
+    switch = playbook("switch_colour", service="fixture", colour="green")
     assert switch.rc != 0
-    assert "Refusing to make nmpi_queue green live" in switch.output
-    status, body = call()
+    assert "Refusing to make fixture green live" in switch.output
+    status, body = json_call("/", name="fixture.test")
     assert status == 200 and body["colour"] == "blue"
 
 
-def test_maintenance_mode_answers_503_without_a_redeploy(host):
-    release_before = host.check_output("readlink /srv/nmpi_queue/blue")
-    status, created = call("/jobs", method="POST", body=b"{}")
-    assert status == 201
-    job = f"/jobs/{created['id']}"
-    try:
-        assert playbook("service_maintenance", service="nmpi_queue", status="down").rc == 0
-        assert call(job)[0] == 503
-        assert call("/")[0] == 200
-        assert playbook("service_maintenance", service="nmpi_queue", status="read-only").rc == 0
-        assert call("/jobs", method="POST", body=b"{}")[0] == 503
-        assert call(job)[0] == 200
-    finally:
-        assert playbook("service_maintenance", service="nmpi_queue", status="ok").rc == 0
-    assert call("/jobs", method="POST", body=b"{}")[0] == 201
-    assert host.check_output("readlink /srv/nmpi_queue/blue") == release_before
+def test_container_method_deploys_and_serves(host):
+    run = run_playbook("playbooks/deploy_service.yml", "-v", "-e", json.dumps(
+        {"service": "fixture", "colour": "green", "version": "c1",
+         "service_overrides": {"method": "container", "container": {"base_image": "sciops/node:debian12"},
+                               "health_timeout": 90}}))
+    assert run.rc == 0, run.output
+    for secret in SECRETS:
+        assert secret not in run.output
+    app = node("mol-svc-app1")
+    assert app.check_output("docker inspect -f '{{.State.Status}}' fixture-green") == "running"
+    assert app.service("fixture-green").is_running  # the same unit runs the container
+    switch = playbook("switch_colour", service="fixture", colour="green")
+    assert switch.rc == 0, switch.output
+    status, body = json_call("/", name="fixture.test")
+    assert status == 200 and body["colour"] == "green" and body["version"] == "c1"
+    status, created = json_call("/jobs", name="fixture.test", method="POST", body=b"{}")
+    assert status == 201 and created["colour"] == "green"
+    assert playbook("rollback", service="fixture").rc == 0
+    assert json_call("/", name="fixture.test")[1]["colour"] == "blue"
 
 
-def test_status_table_shows_what_runs_where(host):
+def test_status_table_shows_what_runs_where():
     run = run_playbook("playbooks/service_status.yml")
     assert run.rc == 0, run.output
-    rows = [line.split() for line in run.output.splitlines() if line.strip().startswith(("nmpi_queue ", "quotas "))]
-    by_key = {(r[0], r[1]): r for r in rows}
-    assert by_key[("nmpi_queue", "blue")][3] == "live" and by_key[("nmpi_queue", "blue")][7] == "200"
-    assert by_key[("nmpi_queue", "green")][3] == "idle"
-    assert by_key[("quotas", "blue")][4] == "mol-svc-app"
+    rows = [line.split() for line in run.output.splitlines() if line.strip().startswith(("nmpi_queue ", "splash "))]
+    by_key = {(r[0], r[1], r[4]): r for r in rows}
+    for name, address in APPS.items():
+        blue = by_key[("nmpi_queue", "blue", name)]
+        assert blue[3] == "live" and blue[5] == f"{address}:8101" and blue[6] == "active" and blue[7] == "200"
+        assert by_key[("nmpi_queue", "green", name)][3] == "idle"
+    assert by_key[("splash", "blue", "mol-svc-fd")][3] == "live"
 
 
-def test_logs_are_fetched_to_the_controller(host, tmp_path):
+def test_logs_are_fetched_from_every_node(tmp_path):
     run = playbook("service_logs", service="nmpi_queue", colour="blue", lines=50)
     assert run.rc == 0, run.output
-    assert " lines in " in run.output
+    assert run.output.count(" lines in ") == 2
 
 
 def test_terminate_refuses_the_live_colour_and_removes_the_idle_one(host):
@@ -205,32 +374,15 @@ def test_terminate_refuses_the_live_colour_and_removes_the_idle_one(host):
     assert refused.rc != 0 and "switch to the other colour first" in refused.output
     run = playbook("terminate_service", service="nmpi_queue", colour="green")
     assert run.rc == 0, run.output
-    assert not host.service("nmpi_queue-green").is_running
-    assert not host.file("/srv/nmpi_queue/green").exists
-    assert call()[1]["colour"] == "blue"
+    for name in APPS:
+        assert not node(name).service("nmpi_queue-green").is_running
+        assert not node(name).file("/srv/nmpi_queue/green").exists
+    assert json_call("/")[0] == 200
 
 
-def test_container_method_deploys_and_serves(host):
-    run = run_playbook("playbooks/deploy_service.yml", "-v", "-e", json.dumps(
-        {"service": "quotas", "colour": "green", "version": "c1", "quotas_method": "container",
-         "quotas_container_base_image": "sciops/node:debian12", "quotas_container_daemon_config": {"storage-driver": "vfs"},
-         "quotas_health_timeout": 90}))
-    assert run.rc == 0, run.output
-    for secret in SECRETS:
-        assert secret not in run.output
-    assert host.check_output("docker inspect -f '{{.State.Status}}' quotas-green") == "running"
-    assert not host.service("quotas-green").is_running  # no systemd unit: the container serves
-    switch = playbook("switch_colour", service="quotas", colour="green")
-    assert switch.rc == 0, switch.output
-    status, body = call(name="quotas.test")
-    assert status == 200 and body["colour"] == "green" and body["version"] == "c1"
-    status, created = call("/jobs", name="quotas.test", method="POST", body=b"{}")
-    assert status == 201 and created["colour"] == "green"
-    assert playbook("rollback", service="quotas").rc == 0
-    assert call(name="quotas.test")[1]["colour"] == "blue"
-
-
-def test_check_mode_changes_nothing(host):
+def test_check_mode_changes_nothing():
     run = run_playbook("molecule/services/converge.yml", "--check", "--diff")
     assert run.rc == 0, run.output
     assert run.total("changed") == 0, run.output
+    for secret in SECRETS:
+        assert secret not in run.output
