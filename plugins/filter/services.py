@@ -163,6 +163,8 @@ def service_entries(services, profiles=None, groups=None, addresses=None, frontd
         }
         entry["upstream"] = [entry["listen"][host] for host in entry["host_list"]]
         entry["frontdoor_addresses"] = [addresses.get(fd, fd) for fd in frontdoors]
+        # a static site's folder inside its colour (<base>/<name>/<colour>/<docroot>)
+        entry["docroot"] = "/".join(p for p in ("src", entry["source"].get("subdir", ""), entry["build"].get("output", "")) if p)
         if entry["kind"] == "static":
             strays = [h for h in entry["host_list"] if h not in frontdoors]
             if strays:
@@ -231,6 +233,12 @@ def _check_ports(entries):
                 if key in used:
                     _fail(f"webservice_services: {entry['name']} {colour} and {used[key]} both use port {key[1]} on {host}.")
                 used[key] = f"{entry['name']} {colour}"
+
+
+def service_names(services, profiles=None, groups=None, addresses=None, frontdoor_group="frontdoor"):
+    """The names of the services, after every check of service_entries: a task that shows its
+    result (unlike the catalogue's, which holds secrets) and fails with the check's message."""
+    return [e["name"] for e in service_entries(services, profiles, groups, addresses, frontdoor_group)]
 
 
 def service_named(entries, name):
@@ -353,6 +361,7 @@ class FilterModule(object):
         return {
             "service_entries": service_entries,
             "service_named": service_named,
+            "service_names": service_names,
             "services_on_host": services_on_host,
             "frontdoor_certificates": frontdoor_certificates,
             "frontdoor_defaults": frontdoor_defaults,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: source_digest
-author: sciops.platform maintainers
+author:
+  - sciops.platform maintainers (@sciops)
 short_description: SHA-256 digest of a file or of a directory tree on the controller
 description:
   - Returns one digest per term. For a file, the SHA-256 of its content. For a directory, the

@@ -28,7 +28,7 @@ log "installed into $work/collections"
 installed=$(ansible-galaxy collection list sciops.platform 2>&1 | awk '/sciops.platform/ {print $2}')
 [ "$installed" = "$(awk '/^version:/ {print $2}' "$project/galaxy.yml")" ] || { log "ERROR: installed version '$installed'"; exit 1; }
 
-for role in common postgres provision webservice frontdoor nmpi_queue quotas letsencrypt acme_test_ca; do
+for role in common postgres provision webservice frontdoor nmpi_queue letsencrypt acme_test_ca; do
   ansible-doc -t role "sciops.platform.$role" | grep -qE "ENTRY POINT: \*?main\*? - " \
     || { log "ERROR: ansible-doc cannot read role sciops.platform.$role"; exit 1; }
 done

@@ -6,6 +6,7 @@ import json
 import os
 import ssl
 import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -225,6 +226,29 @@ def test_converge_under_load_loses_no_request_and_restarts_nothing(host):
     assert run.total("changed") == 0, run.output
     assert not [r for r in results if r[0] != 200]
     assert {name: unit_started(name, "nmpi_queue-blue") for name in APPS} == before
+
+
+def test_dns_method_points_the_name_at_the_front_door(host, monkeypatch):
+    sys.path.insert(0, str(PROJECT))
+    from tests.servers.godaddy import GoDaddyServer
+
+    server = GoDaddyServer(domains=("test",)).start()
+    try:
+        monkeypatch.setenv("GODADDY_API_KEY", server.key)
+        monkeypatch.setenv("GODADDY_API_SECRET", server.secret)
+        run = run_playbook("playbooks/switch_colour.yml", "-v", extra_vars={
+            "service": "nmpi_queue", "colour": "green", "method": "dns", "dns_domain": "test",
+            "dns_godaddy_base_url": server.url})
+        assert run.rc == 0, run.output
+        assert [r["data"] for r in server.records("test", "A", "nmpi")] == [FRONT]
+        assert list(server.writes()), "the A record was written"
+        assert server.key not in run.output and server.secret not in run.output
+        assert server.violations == []
+    finally:
+        server.stop()
+    assert ":8102" in host.file("/etc/nginx/conf.d/sciops-nmpi_queue.conf").content_string
+    assert playbook("rollback", service="nmpi_queue").rc == 0
+    assert ":8101" in host.file("/etc/nginx/conf.d/sciops-nmpi_queue.conf").content_string
 
 
 def test_maintenance_modes_of_the_real_api_without_a_redeploy(host):

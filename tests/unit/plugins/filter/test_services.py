@@ -40,8 +40,8 @@ def splash(**extra):
     return entry
 
 
-def entries(*services, groups=GROUPS):
-    return service_entries(list(services), PROFILES, groups, ADDRESSES)
+def entries(*services, groups=None):
+    return service_entries(list(services), PROFILES, groups or GROUPS, ADDRESSES)
 
 
 def test_profile_defaults_are_merged_under_the_entry():
