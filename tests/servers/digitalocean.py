@@ -1,7 +1,7 @@
 """A stateful local stand-in for DigitalOcean's API v2 droplet routes.
 
 Follows the published contract (tests/servers/spec.py validates every request and response
-against /work/shared/api-specs/digitalocean-v2.bundled.yaml): bearer token, errors as
+against ../shared/api-specs/digitalocean-v2.bundled.yaml): bearer token, errors as
 {"id", "message"}, ratelimit-limit/-remaining/-reset headers on every reply, 429 with
 retry-after, pagination with links.pages.next (up to 200 per page), droplets that are "new"
 after a create and "active" (with their addresses) after ``activate_after`` status reads.

@@ -1,7 +1,7 @@
 """A stateful local stand-in for GoDaddy's Domains API v1 DNS routes.
 
 Follows the published contract (tests/servers/spec.py validates every request and response
-against /work/shared/api-specs/godaddy-domains-v1.with-list-routes.swagger.json): errors as
+against ../shared/api-specs/godaddy-domains-v1.with-list-routes.swagger.json): errors as
 {"code", "message", "fields": [{"path", "code", "message"}]}, 429 with "retryAfterSec",
 PUT .../records/{type}/{name} replacing every record of that type and name, minimum TTL 600.
 

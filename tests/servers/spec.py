@@ -1,6 +1,6 @@
 """Validate requests and responses of the local test servers against the providers' published specs.
 
-The specifications in /work/shared/api-specs (override with SCIOPS_API_SPECS) are loaded once.
+The specifications in ../shared/api-specs beside the checkout (override with SCIOPS_API_SPECS) are loaded once.
 A request the real API would refuse by its contract (unknown route or method, a path parameter
 outside its enum, a query parameter of the wrong type or range, a body that does not match the
 schema) is reported, and the servers answer it like the provider (400/404/422) and record it as
@@ -21,7 +21,8 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPECS = Path(os.environ.get("SCIOPS_API_SPECS", "/work/shared/api-specs"))
+# ../shared/api-specs beside the checkout unless SCIOPS_API_SPECS says otherwise.
+SPECS = Path(os.environ.get("SCIOPS_API_SPECS", str(Path(__file__).resolve().parents[3] / "shared" / "api-specs")))
 
 
 def _pointer(*parts) -> str:

@@ -44,7 +44,7 @@ def test_certificates_were_requested_once_and_not_again_by_the_second_converge(h
 def test_front_door_serves_the_issued_certificate_chained_to_pebbles_root(host):
     ca_root()
     page = CA.check_output(f"curl -sS --fail --cacert {ROOT} --resolve {NAME}:443:{WEB} https://{NAME}/")
-    assert "web blue" in page
+    assert "<title>Neuromorphic Computing platform</title>" in page
     verify = CA.run(f"openssl s_client -connect {WEB}:443 -servername {NAME} -CAfile {ROOT} -verify_return_error </dev/null")
     assert verify.rc == 0 and "Verify return code: 0 (ok)" in verify.stdout
     issuer = host.check_output(f"openssl x509 -in /etc/letsencrypt/live/{NAME}/cert.pem -noout -issuer")
@@ -121,7 +121,7 @@ def test_after_the_ca_forgets_everything_a_run_registers_again_and_reissues(host
     assert host.file("/etc/letsencrypt/accounts/172.30.46.10:14000/dir.unknown-to-server").is_directory
     ca_root()
     page = CA.check_output(f"curl -sS --fail --cacert {ROOT} --resolve {NAME}:443:{WEB} https://{NAME}/")
-    assert "web blue" in page
+    assert "<title>Neuromorphic Computing platform</title>" in page
     again = run_playbook(CONVERGE)
     assert again.rc == 0 and again.recap()["mol-le-web"]["changed"] == 0, again.output[-3000:]
 
@@ -142,8 +142,9 @@ def test_a_wildcard_over_http01_is_refused_with_one_clear_message(host):
 
 
 def test_adding_a_domain_reissues_and_a_repeat_run_requests_nothing(host):
-    services = [{"name": "web", "server_name": NAME, "server_aliases": ["extra1.example.test"], "ports": {"blue": 8201, "green": 8202}}]
-    extra = json.dumps({"frontdoor_group_services": services})
+    services = [{"name": "web", "kind": "static", "server_name": NAME, "server_aliases": ["extra1.example.test"], "index": "home.html",
+                 "source": {"archive": os.environ["SCIOPS_NMPI_ARCHIVE"], "strip_components": 1, "subdir": "documentation/splash"}}]
+    extra = json.dumps({"webservice_services": services})
     first = run_playbook(CONVERGE, "-e", extra)
     assert first.rc == 0, first.output[-3000:]
     assert first.recap()["mol-le-web"]["changed"] > 0
@@ -152,7 +153,7 @@ def test_adding_a_domain_reissues_and_a_repeat_run_requests_nothing(host):
     assert "DNS:extra1.example.test" in san
     ca_root()
     page = CA.check_output(f"curl -sS --fail --cacert {ROOT} --resolve extra1.example.test:443:{WEB} https://extra1.example.test/")
-    assert "web blue" in page
+    assert "<title>Neuromorphic Computing platform</title>" in page
     again = run_playbook(CONVERGE, "-e", extra)
     assert again.rc == 0 and again.recap()["mol-le-web"]["changed"] == 0, again.output[-3000:]
 

@@ -165,6 +165,10 @@ async def existing_columns(database, table_name):
     return {row[0] for row in rows}
 
 
+# Any fixed 64-bit number; the same for every node running this script ("nmpi" in ASCII).
+ADVISORY_LOCK_KEY = 0x6E6D7069
+
+
 async def create_schema(db):
     """Create what is missing, in one transaction; return the report lines and counts."""
     from sqlalchemy.dialects import postgresql
@@ -179,6 +183,11 @@ async def create_schema(db):
     report = []
 
     async with database.transaction():
+        # Several app nodes bootstrap the same database at once (one service on many nodes):
+        # a transaction-scoped advisory lock makes them take turns, so the later ones find the
+        # tables present instead of racing on CREATE TABLE IF NOT EXISTS (which is not atomic
+        # in PostgreSQL: two creators can both pass the check and one fails on pg_type).
+        await database.execute(query="SELECT pg_advisory_xact_lock(%d)" % ADVISORY_LOCK_KEY)
         relations = await existing_relations(database)
 
         # 1. Plan everything first, so that a name conflict aborts before any DDL.
