@@ -28,6 +28,7 @@ FRONT = "172.30.43.5"
 APPS = {"mol-svc-app1": "172.30.43.21", "mol-svc-app2": "172.30.43.22"}
 SECRETS = ["svc-db-Pw-31c9", "svc-session-Key-8a1f", "svc-oidc-Secret-77d2"]
 PROVIDER_KEY = "uman-test-key-" + uuid.uuid4().hex[:12]
+LAST_ACTION_S = 0.0
 TLS = ssl.create_default_context()
 TLS.check_hostname = False
 TLS.verify_mode = ssl.CERT_NONE  # the front door's self-signed placeholders
@@ -63,7 +64,8 @@ def psql(sql):
 
 def under_load(action, path="/", name="nmpi.test", threads=4, period=0.08):
     """Run action() while `threads` clients poll the front door (about 50 requests a second);
-    returns (action's result, [(status or error, body)])."""
+    returns (action's result, [(status or error, body)]); the action's wall time is in LAST_ACTION_S."""
+    global LAST_ACTION_S
     results, stop = [], threading.Event()
 
     def load():
@@ -80,9 +82,11 @@ def under_load(action, path="/", name="nmpi.test", threads=4, period=0.08):
     for worker in workers:
         worker.start()
     time.sleep(1)
+    started = time.monotonic()
     try:
         outcome = action()
     finally:
+        LAST_ACTION_S = time.monotonic() - started
         time.sleep(1)
         stop.set()
         for worker in workers:
@@ -209,18 +213,18 @@ def test_deploying_over_the_live_colour_is_refused(host):
 def test_switch_and_rollback_under_load_fail_no_request_on_both_nodes(host):
     probe = uuid.uuid4().hex
     path = f"/?probe={probe}"
-    started = time.monotonic()
     run, results = under_load(lambda: playbook("switch_colour", service="nmpi_queue", colour="green"), path=path)
-    took = time.monotonic() - started
     assert run.rc == 0, run.output
     failed = [r for r in results if r[0] != 200]
     assert not failed, failed[:5]
     for name in APPS:
         assert f"probe={probe}" in journal(name, "nmpi_queue-green"), f"green on {name} got no request"
-    print(f"switch: {len(results)} requests, 0 failed, {took:.1f} s")
+    print(f"\n[two app nodes] switch blue -> green under load: {len(results)} requests, 0 failed, "
+          f"switch_colour.yml {LAST_ACTION_S:.1f} s")
     run, results = under_load(lambda: playbook("rollback", service="nmpi_queue"))
     assert run.rc == 0, run.output
     assert not [r for r in results if r[0] != 200]
+    print(f"[two app nodes] rollback green -> blue under load: {len(results)} requests, 0 failed, rollback.yml {LAST_ACTION_S:.1f} s")
     assert ":8101" in host.file("/etc/nginx/conf.d/sciops-nmpi_queue.conf").content_string
 
 
