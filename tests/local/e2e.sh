@@ -52,7 +52,7 @@ get() {  # get NAME PATH: the body over verified HTTPS (chain and name against t
 }
 # name, path, text the answer must contain: the real applications from upstream's repository
 checks=(
-  "nmpi.local.sciops.test|/|EBRAINS neuromorphic computing remote access service"
+  "nmpi.local.sciops.test|/|This is the EBRAINS Neuromorphic Computing Job Queue API."
   "nmpi.local.sciops.test|/docs|swagger-ui"
   "nmpi.local.sciops.test|/statistics/queue-length|queue_name"
   "quotas.local.sciops.test|/statistics/queue-length|queue_name"
