@@ -19,13 +19,13 @@ SCIOPS_NMPI_ARCHIVE ?= $(abspath $(CURDIR)/../shared/upstream/ebrains-neuromorph
 export SCIOPS_NMPI_ARCHIVE
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help setup venv docker image up down test lint yamllint ansible-lint collection unit sanity molecule local-e2e bench bench-switch lock clean
+.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint collection unit sanity molecule local-e2e bench bench-switch lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # --- set-up (idempotent: a second run changes nothing and takes seconds) ------------------
-setup: venv docker image ## Prepare this machine: .venv, Docker engine, test-node image
+setup: venv tools docker image ## Prepare this machine: .venv, host tools the checks call, Docker engine, test-node image
 
 $(VENV)/.installed: requirements-dev.txt
 	@scripts/preflight.sh
@@ -36,6 +36,9 @@ $(VENV)/.installed: requirements-dev.txt
 	@touch $@
 
 venv: $(VENV)/.installed
+
+tools: ## Install the host commands the checks call (dig, openssl, curl)
+	@scripts/ensure-host-tools.sh
 
 docker: ## Use the running Docker engine, or install and start one (root, Debian)
 	@scripts/preflight.sh
@@ -68,7 +71,7 @@ ansible-lint: venv
 collection: venv ## Build the collection tarball, install it apart, and use it by FQCN
 	@tests/collection/check-build.sh
 
-unit: venv ## Unit and module tests of the plugins against the local API test servers
+unit: venv tools ## Unit and module tests of the plugins against the local API test servers
 	@tests/unit/run.sh
 
 sanity: venv ## ansible-test sanity on the plugins (offline)

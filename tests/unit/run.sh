@@ -5,4 +5,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${SCIOPS_VENV:-$root/.venv}
 cd "$root"
-exec "$venv/bin/python" -m pytest -p no:cacheprovider tests/unit "$@"
+# skip_policy: a skipped test fails the run unless tests/skips.yml lists it with its reason.
+export PYTHONPATH="$root/tests/lib${PYTHONPATH:+:$PYTHONPATH}"
+exec "$venv/bin/python" -m pytest -p no:cacheprovider -p skip_policy -rs tests/unit "$@"

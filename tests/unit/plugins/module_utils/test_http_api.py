@@ -1,7 +1,6 @@
 """The shared API client against the local test servers: retries, backoff, 429 waits, pagination, errors."""
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 import threading
@@ -251,7 +250,6 @@ def test_stdlib_path_does_not_follow_redirects(fake_time, stdlib):
         httpd.server_close()
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a certificate")
 def test_stdlib_path_validates_certificates(godaddy, tmp_path, stdlib):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",

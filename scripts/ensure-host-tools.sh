@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the host commands the checks call (a missing one is a failing test, never a skip):
+#   dig (bind9-dnsutils)  the DNS-01 hook and DNS test-server suites ask the test DNS server with it
+#   openssl               the TLS tests make throwaway certificates
+#   curl                  the end-to-end checks
+# As root on a Debian-family host they are installed with apt-get; otherwise one message says what to install.
+set -euo pipefail
+log() { printf '[host-tools] %s\n' "$*"; }
+die() { printf '[host-tools] ERROR: %s\n' "$*" >&2; exit 1; }
+
+declare -A package=([dig]=bind9-dnsutils [openssl]=openssl [curl]=curl)
+missing=()
+for cmd in "${!package[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package[$cmd]}")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || [ ! -r /etc/debian_version ]; then
+  die "the checks need these packages, which are missing: ${missing[*]}. Install them (Debian/Ubuntu: apt-get install ${missing[*]}) and re-run."
+fi
+log "installing ${missing[*]} (apt-get)"
+export DEBIAN_FRONTEND=noninteractive
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+apt-get update -qq >"$out" 2>&1 || { cat "$out" >&2; die "apt-get update failed: no network to the Debian package mirrors. Provide network access (or a mirror) and re-run."; }
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "apt-get install ${missing[*]} failed; see the output above."; }
+log "installed ${missing[*]}"
