@@ -52,6 +52,10 @@ class SkipPolicy:
         self.taken: list[tuple[str, str, dict | None]] = []
 
     @pytest.hookimpl
+    def pytest_report_header(self, config):
+        return f"skip policy: only the {len(self.entries)} tests listed in {POLICY.name} may skip"
+
+    @pytest.hookimpl
     def pytest_runtest_logreport(self, report):
         if report.skipped and (report.when in ("setup", "call") or hasattr(report, "wasxfail")):
             self.taken.append((report.nodeid, _reason(report), listed(report.nodeid, self.entries)))
