@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import time
 from urllib.parse import parse_qsl, urlsplit
 
@@ -16,6 +17,13 @@ from ansible_collections.sciops.platform.plugins.module_utils.http_api import Ap
 
 API_URL = 'https://api.digitalocean.com'
 PER_PAGE = 200
+# The constraints of DigitalOcean's published API v2 specification (tests compare them with it):
+# droplet_single_create.name, tags.name (a tag's name), droplet_create.user_data ("may not exceed 64 KiB").
+NAME_PATTERN = r'^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$'
+NAME_MAX_LENGTH = 255
+TAG_PATTERN = r'^[a-zA-Z0-9_\-\:]+$'
+TAG_MAX_LENGTH = 255
+USER_DATA_MAX_BYTES = 64 * 1024
 
 
 def digitalocean_argument_spec():
@@ -41,9 +49,9 @@ class DigitalOceanClient(ApiClient):
         return {'Authorization': self._auth}
 
     def parse_error(self, status, data):
-        if not isinstance(data, dict):
-            return None, None, []
-        return data.get('id'), data.get('message') or data.get('raw'), []
+        if not isinstance(data, dict) or not (data.get('id') or data.get('message')):
+            return None, None, []  # not DigitalOcean's {id, message}: the client shows an excerpt
+        return data.get('id'), data.get('message'), []
 
     def retry_after(self, response):
         header = response.header('retry-after')
@@ -97,6 +105,36 @@ class DigitalOceanClient(ApiClient):
         self.request('DELETE', '/v2/droplets', query={'tag_name': tag_name}, expected=(204,))
 
 
+def _invalid(option, value, rule):
+    return 'invalid value for option %s: %r %s' % (option, value, rule)
+
+
+def droplet_option_errors(params):
+    """What the API would refuse in the droplet module's options, checked before any call: one line
+    per invalid value, each naming its option. Empty when all is well."""
+    errors = []
+    name = params.get('name')
+    if name is not None:
+        if len(name) > NAME_MAX_LENGTH:
+            errors.append(_invalid('name', name[:20] + '...', 'is longer than %d characters' % NAME_MAX_LENGTH))
+        elif not re.match(NAME_PATTERN, name):
+            errors.append(_invalid('name', name, "is not a droplet name: letters, digits, '.' and '-', ending with a "
+                                                 "letter or digit (pattern %s)" % NAME_PATTERN))
+    tags = [('tag', params['tag'])] if params.get('tag') is not None else []
+    tags += [('tags', t) for t in params.get('tags') or []]
+    for option, tag in tags:
+        if len(tag) > TAG_MAX_LENGTH:
+            errors.append(_invalid(option, tag[:20] + '...', 'is longer than %d characters' % TAG_MAX_LENGTH))
+        elif not re.match(TAG_PATTERN, tag):
+            errors.append(_invalid(option, tag, "is not a tag name: letters, digits, ':', '-' and '_' (pattern %s)"
+                                                % TAG_PATTERN))
+    user_data = params.get('user_data')
+    if user_data is not None and len(user_data.encode('utf-8')) > USER_DATA_MAX_BYTES:
+        errors.append('invalid value for option user_data: %d bytes, more than the 64 KiB DigitalOcean accepts'
+                      % len(user_data.encode('utf-8')))
+    return errors
+
+
 def droplet_ips(droplet):
     public, private = None, None
     for net in ((droplet.get('networks') or {}).get('v4') or []):
@@ -129,4 +167,4 @@ def droplet_view(droplet):
     }
 
 
-__all__ = ['ApiError', 'DigitalOceanClient', 'droplet_ips', 'droplet_view']
+__all__ = ['ApiError', 'DigitalOceanClient', 'droplet_ips', 'droplet_option_errors', 'droplet_view']

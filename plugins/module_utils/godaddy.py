@@ -16,7 +16,15 @@ from ansible_collections.sciops.platform.plugins.module_utils.http_api import Ap
 
 PROD_URL = 'https://api.godaddy.com'
 OTE_URL = 'https://api.ote-godaddy.com'
-RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'MX', 'TXT', 'SRV', 'CAA', 'NS']
+# The record types of GoDaddy's published Domains API v1 specification (the enum of the {type} path
+# parameter and of DNSRecord.type), in its order. This is the one list: godaddy_dns_record_info
+# offers it, the test server serves it, and tests/unit/plugins/modules/test_record_types.py keeps
+# it, the modules' documented choices and the specification equal. (CAA is not in the
+# specification, so it is not offered.)
+RECORD_TYPES = ('A', 'AAAA', 'CNAME', 'MX', 'NS', 'SOA', 'SRV', 'TXT')
+# What godaddy_dns_record writes: all but SOA, the zone's own record (one, at the apex, kept by
+# GoDaddy's name servers; DELETE does not accept it and rewriting it has no use here).
+WRITABLE_RECORD_TYPES = tuple(t for t in RECORD_TYPES if t != 'SOA')
 # DELETE /v1/domains/{domain}/records/{type}/{name} accepts these types only (the API's own
 # list); a set of another type is removed by rewriting that type's records (PUT .../{type}).
 DELETABLE_TYPES = ('A', 'AAAA', 'CNAME', 'MX', 'SRV', 'TXT')
@@ -50,8 +58,8 @@ class GoDaddyClient(ApiClient):
         return {'Authorization': self._auth}
 
     def parse_error(self, status, data):
-        if not isinstance(data, dict):
-            return None, None, []
+        if not isinstance(data, dict) or not (data.get('code') or data.get('message')):
+            return None, None, []  # not GoDaddy's {code, message, fields}: the client shows an excerpt
         fields = []
         for field in data.get('fields') or []:
             if isinstance(field, dict):
@@ -61,7 +69,7 @@ class GoDaddyClient(ApiClient):
                 if field.get('message'):
                     text += ' %s' % field['message']
                 fields.append(text)
-        return data.get('code'), data.get('message') or data.get('raw'), fields
+        return data.get('code'), data.get('message'), fields
 
     def retry_after(self, response):
         data = response.data
@@ -217,4 +225,4 @@ def plan_record_set(record_type, current, desired, ttl, state, solo):
     return changed, unique
 
 
-__all__ = ['ApiError', 'GoDaddyClient', 'RECORD_TYPES', 'MIN_TTL']
+__all__ = ['ApiError', 'GoDaddyClient', 'RECORD_TYPES', 'WRITABLE_RECORD_TYPES', 'MIN_TTL']

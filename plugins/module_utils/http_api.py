@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 import socket
 import ssl
 import time
@@ -36,6 +37,40 @@ except ImportError:  # not under Ansible: the standard-library path below (stdli
 
 RETRY_STATUSES = (500, 502, 503, 504)
 MASK = '********'
+EXCERPT_LENGTH = 200
+# What looks like a credential in a body the client did not expect: the modules' authorization
+# schemes with their token (GoDaddy's sso-key, DigitalOcean's Bearer), the value of an Authorization
+# header, of a key/secret/token/password field, and DigitalOcean's personal access tokens.
+_TOKEN = r'[^\s"\',;<>&]+'
+CREDENTIAL_PATTERNS = (
+    re.compile(r'(?i)\b(sso-key|bearer)(\s+)' + _TOKEN),
+    re.compile(r'(?i)\b(authorization["\']?\s*[:=]\s*["\']?)(?!sso-key\b|bearer\b)' + _TOKEN),
+    re.compile(r'(?i)\b((?:api[_-]?)?(?:key|secret|token|password)["\']?\s*[:=]\s*["\']?)' + _TOKEN),
+    re.compile(r'\b(dop_v1_)[0-9a-f]+'),
+)
+
+
+def body_excerpt(data, redact=None, length=EXCERPT_LENGTH):
+    """A short, one-line excerpt of a response body (the client's parsed ``data``): whitespace
+    collapsed, credentials masked (``redact`` masks the values the client holds), at most
+    ``length`` characters. None when there is no body."""
+    if data is None or data == '':
+        return None
+    if isinstance(data, dict) and set(data) == {'raw'}:
+        text = data['raw']
+    else:
+        try:
+            text = json.dumps(data, sort_keys=False)
+        except (TypeError, ValueError):
+            text = '%s' % (data,)
+    text = ' '.join(('%s' % text).split())
+    if redact is not None:
+        text = redact(text)
+    for pattern in CREDENTIAL_PATTERNS:
+        text = pattern.sub(lambda m: ''.join(g for g in m.groups() if g) + MASK, text)
+    if len(text) > length:
+        text = text[:length] + '...'
+    return text
 
 
 class _NoRedirect(HTTPRedirectHandler):
@@ -159,6 +194,13 @@ class ApiClient:
             text += ': %s' % message
         if fields:
             text += ' (%s)' % '; '.join(fields)
+        if not (code or message or fields):
+            # not the provider's error shape (a proxy's HTML page, plain text, other JSON)
+            excerpt = body_excerpt(data, self.redact)
+            if excerpt is None:
+                text += ', no body'
+            else:
+                text += ", body not in %s's error format: '%s'" % (self.provider, excerpt)
         text += ' [%s %s]' % (method, path)
         hint = self.hint(status, code)
         if hint:

@@ -21,6 +21,10 @@ description:
     the options, the module warns.
   - A run that changes nothing costs one filtered list call (C(GET /v2/droplets?name=...) or
     C(?tag_name=...)).
+  - Values the API refuses by its specification (O(name), O(tag), O(tags), O(user_data)) fail the
+    task before any request, also in check mode, with a message naming the option.
+  - When the droplet was created but does not become active within O(wait_timeout) (or a status
+    read fails), the task fails with C(changed=true) and returns the droplet (its id and status).
 author:
   - sciops.platform maintainers (@sciops)
 extends_documentation_fragment:
@@ -36,6 +40,8 @@ options:
   name:
     description:
       - Droplet name (also its hostname). Required with O(state=present).
+      - Letters, digits, V(.) and V(-), ending with a letter or digit, at most 255 characters (the
+        API's pattern C(^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$)).
       - With O(state=absent), the droplets of this name are removed.
     type: str
   tag:
@@ -43,6 +49,7 @@ options:
       - With O(name), only droplets of that name that carry this tag count as the droplet, and a
         created droplet gets the tag.
       - With O(state=absent) and no O(name), every droplet with this tag is removed (one call).
+      - A tag name is letters, digits, V(:), V(-) and V(_), at most 255 characters.
     type: str
   state:
     description:
@@ -70,7 +77,7 @@ options:
     default: []
   tags:
     description:
-      - Tags to apply when the droplet is created.
+      - Tags to apply when the droplet is created (tag names as for O(tag)).
     type: list
     elements: str
     default: []
@@ -80,7 +87,7 @@ options:
     type: str
   user_data:
     description:
-      - Cloud-init user data (plain text, at most 64 KiB).
+      - Cloud-init user data (plain text, at most 64 KiB, as UTF-8).
     type: str
   monitoring:
     description:
@@ -146,8 +153,10 @@ EXAMPLES = r'''
 
 RETURN = r'''
 droplet:
-  description: The droplet (after creation, or as found); empty when absent or not yet created in check mode.
-  returned: success
+  description:
+    - The droplet (after creation, or as found); empty when absent or not yet created in check mode.
+    - Also returned when the task fails while waiting for a droplet to become active.
+  returned: success, or a failed wait
   type: dict
   contains:
     id:
@@ -227,10 +236,14 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sciops.platform.plugins.module_utils.digitalocean import (
-    ApiError, DigitalOceanClient, digitalocean_argument_spec, droplet_view)
+    ApiError, DigitalOceanClient, digitalocean_argument_spec, droplet_option_errors, droplet_view)
 from ansible_collections.sciops.platform.plugins.module_utils.http_api import ApiConnectionError
 
 CREATE_ATTEMPTS = 3
+
+
+class WaitTimeout(Exception):
+    """The droplet did not leave the "new" state within wait_timeout."""
 
 
 class DropletManager:
@@ -288,15 +301,16 @@ class DropletManager:
         raise last
 
     def wait_active(self, droplet):
+        """The droplet once it is no longer "new". Raises WaitTimeout; ``self.last`` is the last state read."""
+        self.last = droplet
         deadline = time.time() + self.p['wait_timeout']
         # Only a droplet that is being created ("new") becomes active by itself; an "off" one stays off.
         while droplet.get('status') == 'new':
             if time.time() >= deadline:
-                self.module.fail_json(msg='droplet %s (id %s) is still %s after %ss'
-                                      % (droplet.get('name'), droplet.get('id'), droplet.get('status'),
-                                         self.p['wait_timeout']), api_calls=self.client.calls)
+                raise WaitTimeout('droplet %s (id %s) is still %s after %ss'
+                                  % (droplet.get('name'), droplet.get('id'), droplet.get('status'), self.p['wait_timeout']))
             time.sleep(self.p['poll_interval'])
-            droplet = self.client.get_droplet(droplet['id'])
+            droplet = self.last = self.client.get_droplet(droplet['id'])
         return droplet
 
     def present(self):
@@ -323,7 +337,14 @@ class DropletManager:
             droplet, recovered = self.create()
             result.update(changed=True, recovered=recovered)
         if p['wait']:
-            droplet = self.wait_active(droplet)
+            try:
+                droplet = self.wait_active(droplet)
+            except (WaitTimeout, ApiError) as exc:
+                # The droplet exists (and, when just created, costs money): say so, with its id and state.
+                view = droplet_view(self.last)
+                self.module.fail_json(msg='%s' % exc, droplet=view, public_ipv4=view['public_ipv4'],
+                                      private_ipv4=view['private_ipv4'], status=getattr(exc, 'status', None),
+                                      code=getattr(exc, 'code', None), api_calls=self.client.calls, **result)
         view = droplet_view(droplet)
         result.update(droplet=view, public_ipv4=view['public_ipv4'], private_ipv4=view['private_ipv4'],
                       diff=dict(before=before, after=view))
@@ -374,8 +395,9 @@ def main():
     if not p['token']:
         module.fail_json(msg='DigitalOcean token missing: set the token option or the environment variable DIGITALOCEAN_TOKEN',
                          api_calls=0)
-    if p['user_data'] is not None and len(p['user_data'].encode('utf-8')) > 65536:
-        module.fail_json(msg='user_data exceeds 64 KiB', api_calls=0)
+    errors = droplet_option_errors(p)
+    if errors:
+        module.fail_json(msg='; '.join(errors), api_calls=0)
     client = DigitalOceanClient(p['base_url'], p['token'], timeout=p['timeout'], validate_certs=p['validate_certs'])
     manager = DropletManager(module, client)
     try:

@@ -45,17 +45,17 @@ options:
     required: true
   type:
     description:
-      - Record type.
+      - Record type, one of those GoDaddy's published API specification lists (V(SOA), the zone's
+        own record, is not written).
     type: str
     required: true
-    choices: [A, AAAA, CNAME, MX, TXT, SRV, CAA, NS]
+    choices: [A, AAAA, CNAME, MX, NS, SRV, TXT]
   values:
     description:
       - The record values.
       - V(MX) values are C(PRIORITY HOST), for example V(10 mail.example.org).
       - V(SRV) values are C(PRIORITY WEIGHT PORT TARGET), for example V(10 5 5060 sip.example.org);
         the record O(name) then starts with C(_service._protocol).
-      - V(CAA) values are C(FLAGS TAG VALUE), for example V(0 issue "letsencrypt.org").
       - V(TXT) values are given without surrounding quotes.
       - Required with O(state=present). With O(state=absent), the values to remove; when
         omitted, the whole record set is removed.
@@ -177,7 +177,7 @@ api_calls:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sciops.platform.plugins.module_utils.godaddy import (
-    DELETABLE_TYPES, MIN_TTL, RECORD_TYPES, ApiError, GoDaddyClient, describe, godaddy_argument_spec,
+    DELETABLE_TYPES, MIN_TTL, WRITABLE_RECORD_TYPES, ApiError, GoDaddyClient, describe, godaddy_argument_spec,
     parse_value, plan_record_set, relative_name)
 
 
@@ -186,7 +186,7 @@ def main():
     argument_spec.update(
         domain=dict(type='str', required=True),
         name=dict(type='str', required=True),
-        type=dict(type='str', required=True, choices=RECORD_TYPES),
+        type=dict(type='str', required=True, choices=list(WRITABLE_RECORD_TYPES)),
         values=dict(type='list', elements='str', aliases=['value']),
         ttl=dict(type='int', default=3600),
         solo=dict(type='bool', default=True),

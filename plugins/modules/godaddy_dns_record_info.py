@@ -33,9 +33,9 @@ options:
     required: true
   type:
     description:
-      - Only records of this type.
+      - Only records of this type (the types of GoDaddy's published API specification).
     type: str
-    choices: [A, AAAA, CNAME, MX, TXT, SRV, CAA, NS, SOA]
+    choices: [A, AAAA, CNAME, MX, NS, SOA, SRV, TXT]
   name:
     description:
       - Only records of this name (relative to O(domain), V(@) for the apex).
@@ -74,14 +74,14 @@ api_calls:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sciops.platform.plugins.module_utils.godaddy import (
-    ApiError, GoDaddyClient, godaddy_argument_spec, relative_name)
+    RECORD_TYPES, ApiError, GoDaddyClient, godaddy_argument_spec, relative_name)
 
 
 def main():
     argument_spec = godaddy_argument_spec()
     argument_spec.update(
         domain=dict(type='str', required=True),
-        type=dict(type='str', choices=['A', 'AAAA', 'CNAME', 'MX', 'TXT', 'SRV', 'CAA', 'NS', 'SOA']),
+        type=dict(type='str', choices=list(RECORD_TYPES)),
         name=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

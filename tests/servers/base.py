@@ -27,22 +27,34 @@ class Call:
 
 @dataclass
 class Fault:
-    kind: str            # "429", "500", "slow", "lost" (applied, then the connection is closed), "drop" (closed before)
+    kind: str            # "429", "500", "slow", "lost" (applied, then the connection is closed), "drop" (closed before),
+    #                      "reply" (this status and body instead of the route's reply: a proxy's page, another status)
     method: str | None = None
     path: str | None = None  # regex on the path
     times: int = 1
     wait: float = 1.0    # 429: seconds the provider asks to wait; slow: delay
     used: int = 0
+    status: int = 502    # reply: the status
+    body: object = None  # reply: a str is sent as it is (with content_type), anything else as JSON
+    content_type: str = "application/json"
 
     def matches(self, method, path):
         return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path))
 
 
 @dataclass
+class NotJson:
+    """A reply body that is not JSON (for the response check)."""
+    content_type: str
+    text: object
+
+
+@dataclass
 class Reply:
     status: int
-    body: object = None
+    body: object = None       # JSON, or a str sent as it is when content_type is not JSON
     headers: dict = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 class TestServer:
@@ -92,9 +104,11 @@ class TestServer:
         return "http://%s:%d" % (host, self.httpd.server_address[1])
 
     # --- test API ------------------------------------------------------------------------
-    def inject(self, kind, method=None, path=None, times=1, wait=1.0):
+    def inject(self, kind, method=None, path=None, times=1, wait=1.0, status=502, body=None, content_type="application/json"):
+        """Answer the next ``times`` matching requests with a fault (see Fault). The request is still
+        checked against the specification, and so is the fault's reply."""
         with self.lock:
-            self.faults.append(Fault(kind, method, path, times, wait))
+            self.faults.append(Fault(kind, method, path, times, wait, status=status, body=body, content_type=content_type))
 
     def calls(self, method=None, path=None) -> list[Call]:
         with self.lock:
@@ -112,6 +126,10 @@ class TestServer:
         return None
 
     def error(self, status, code, message, fields=None) -> Reply:
+        raise NotImplementedError
+
+    def server_error(self) -> Reply:
+        """The injected 500, in the provider's shape."""
         raise NotImplementedError
 
     def rate_limited(self, wait) -> Reply:
@@ -151,6 +169,9 @@ class TestServer:
         fault = self._fault(call.method, call.path)
         if fault is not None:
             call.fault = fault.kind
+        if fault is not None and fault.kind in ("drop", "429", "500", "reply"):
+            # The request is checked against the contract all the same (and not applied).
+            self._check(call, bad_json)
         if fault is not None and fault.kind == "drop":
             handler.close_connection = True
             return
@@ -159,28 +180,34 @@ class TestServer:
         if fault is not None and fault.kind == "429":
             reply = self.rate_limited(fault.wait)
         elif fault is not None and fault.kind == "500":
-            reply = self.error(500, "internal_error" if self.spec_name == "digitalocean" else "INTERNAL_SERVER_ERROR",
-                               "Simulated server error")
+            reply = self.server_error()
+        elif fault is not None and fault.kind == "reply":
+            reply = Reply(fault.status, fault.body, content_type=fault.content_type)
         else:
             reply = self._process(call, bad_json)
-        if fault is not None and fault.kind == "lost":
-            handler.close_connection = True
-            return
         reply = self.decorate(reply)
         call.status = reply.status
         self._validate_response(call, reply)
+        if fault is not None and fault.kind == "lost":
+            handler.close_connection = True
+            return
         if self.echo is not None:
             with self.lock:
                 new = self.violations[seen:]
             notes = " (fault %s)" % call.fault if call.fault else ""
             notes += "".join(" CONTRACT VIOLATION: " + v for v in new)
             self.echo("%s %s %s %s%s" % (handler.client_address[0], call.method, handler.path, reply.status, notes))
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if reply.body is None:
+            data = b""
+        elif isinstance(reply.body, str) and reply.content_type != "application/json":
+            data = reply.body.encode()
+        else:
+            data = json.dumps(reply.body).encode()
         handler.send_response(reply.status)
         for key, value in reply.headers.items():
             handler.send_header(key, str(value))
         if data:
-            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Type", reply.content_type)
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         if data:
@@ -188,9 +215,16 @@ class TestServer:
 
     spec_name = ""
 
-    def _process(self, call, bad_json) -> Reply:
+    def _check(self, call, bad_json) -> Reply | None:
+        """Authentication and the contract: the refusal to send, or None when the request may be
+        applied (``call._template`` is then its route). A request outside the contract is recorded
+        as a violation."""
         denied = self.authorized(call.headers)
         if denied is not None:
+            try:
+                call._template = self.spec.match(call.method, call.path)[0]  # the 401/403 reply is checked too
+            except LookupError:
+                pass
             return denied
         if bad_json:
             return self.error(400, "bad_request", "Request body is not JSON")
@@ -207,14 +241,24 @@ class TestServer:
             return self.error(422, "unprocessable_entity", "Request does not match the API contract: " + "; ".join(errors),
                               fields=errors)
         call._template = template
+        call._params = params
+        return None
+
+    def _process(self, call, bad_json) -> Reply:
+        refused = self._check(call, bad_json)
+        if refused is not None:
+            return refused
         with self.lock:
-            return self.dispatch(call, template, params)
+            return self.dispatch(call, call._template, call._params)
 
     def _validate_response(self, call, reply):
         template = getattr(call, "_template", None)
         if template is None:
             return
-        errors = self.spec.validate_response(call.method, template, reply.status, reply.body)
+        body = reply.body
+        if reply.content_type != "application/json":
+            body = NotJson(reply.content_type, body)
+        errors = self.spec.validate_response(call.method, template, reply.status, body)
         if errors:
             with self.lock:
                 self.violations.append("response %s %s %s: %s" % (call.method, call.path, reply.status, "; ".join(errors[:3])))

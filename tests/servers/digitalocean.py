@@ -1,8 +1,8 @@
 """A stateful local stand-in for DigitalOcean's API v2 droplet routes.
 
 Follows the published contract (tests/servers/spec.py validates every request and response
-against ../shared/api-specs/digitalocean-v2.bundled.yaml): bearer token, errors as
-{"id", "message"}, ratelimit-limit/-remaining/-reset headers on every reply, 429 with
+against digitalocean-v2.bundled.yaml, found by spec.locate()): bearer token, errors as
+{"id", "message", "request_id"}, ratelimit-limit/-remaining/-reset headers on every reply, 429 with
 retry-after, pagination with links.pages.next (up to 200 per page), droplets that are "new"
 after a create and "active" (with their addresses) after ``activate_after`` status reads.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import uuid
 from urllib.parse import urlencode
 
 from tests.servers import spec
@@ -36,10 +37,14 @@ class DigitalOceanServer(TestServer):
 
     # --- contract ------------------------------------------------------------------------
     def error(self, status, code, message, fields=None):
-        return Reply(status, {"id": code, "message": message})
+        # the spec's error schema: id and message required, request_id optional (sent, as the API does)
+        return Reply(status, {"id": code, "message": message, "request_id": str(uuid.uuid4())})
+
+    def server_error(self):
+        return self.error(500, "server_error", "Unexpected server-side error")
 
     def rate_limited(self, wait):
-        reply = Reply(429, {"id": "too_many_requests", "message": "API rate limit exceeded."})
+        reply = self.error(429, "too_many_requests", "API rate limit exceeded.")
         reply.headers.update({"retry-after": str(int(wait)), "ratelimit-remaining": "0",
                               "ratelimit-reset": str(int(time.time() + wait))})
         return reply

@@ -2,8 +2,8 @@
 
 It answers for the zones of a GoDaddyServer from its live record store, so a record written
 through the API is what a resolver (dig, the Let's Encrypt hook, Pebble's -dnsserver) sees at
-once. UDP and TCP on the same port; A, AAAA, CNAME, TXT, MX, SRV, CAA, NS and a synthesised
-SOA at the apex; ANY returns every record of the name.
+once. UDP and TCP on the same port; the record types of the GoDaddy API (RECORD_TYPES: A, AAAA,
+CNAME, MX, NS, SRV, TXT, and a synthesised SOA at the apex); ANY returns every record of the name.
 
 - a name in a zone with records of the asked type: NOERROR with them (authoritative);
 - a name that exists without that type (or an empty non-terminal): NOERROR, no answers, SOA;
@@ -24,7 +24,10 @@ import socketserver
 import struct
 import threading
 
-TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33, "OPT": 41, "CAA": 257}
+from tests.servers.godaddy import RECORD_TYPES
+
+WIRE_TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33}
+TYPES = dict({t: WIRE_TYPES[t] for t in RECORD_TYPES}, OPT=41)
 TYPE_NAMES = {v: k for k, v in TYPES.items()}
 ANY = 255
 CLASS_IN = 1
@@ -240,9 +243,6 @@ class DnsServer:
             if rtype == "SRV":
                 return struct.pack("!HHH", int(record.get("priority") or 0), int(record.get("weight") or 0),
                                    int(record.get("port") or 0)) + encode_name(self._target(data, zone))
-            if rtype == "CAA":  # data as GoDaddy's DNS manager shows it: 0 issue "letsencrypt.org"
-                flags, tag, value = data.split(None, 2)
-                return bytes([int(flags), len(tag)]) + tag.encode("ascii") + value.strip('"').encode("utf-8")
         except ValueError:
             return None
         return None

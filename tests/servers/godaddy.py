@@ -1,7 +1,8 @@
 """A stateful local stand-in for GoDaddy's Domains API v1 DNS routes.
 
 Follows the published contract (tests/servers/spec.py validates every request and response
-against ../shared/api-specs/godaddy-domains-v1.with-list-routes.swagger.json): errors as
+against godaddy-domains-v1.with-list-routes.swagger.json, found by spec.locate(), as published
+plus the two list routes): errors as
 {"code", "message", "fields": [{"path", "code", "message"}]}, 429 with "retryAfterSec",
 PUT .../records/{type}/{name} replacing every record of that type and name, minimum TTL 600.
 
@@ -16,7 +17,14 @@ import copy
 from tests.servers import spec
 from tests.servers.base import Reply, TestServer
 
+try:  # the one list of record types (plugins/module_utils/godaddy.py), which the modules offer
+    from ansible_collections.sciops.platform.plugins.module_utils.godaddy import RECORD_TYPES
+except ImportError:  # standalone on a test node, where only tests/servers is copied: the specification's own list,
+    # which tests/unit/plugins/modules/test_record_types.py keeps equal to it
+    RECORD_TYPES = tuple(spec.godaddy().doc["definitions"]["DNSRecord"]["properties"]["type"]["enum"])
+
 MIN_TTL = 600
+__all__ = ["GoDaddyServer", "MIN_TTL", "RECORD_TYPES", "main"]  # RECORD_TYPES: also the DNS face's (dns.py)
 
 
 class GoDaddyServer(TestServer):
@@ -40,6 +48,9 @@ class GoDaddyServer(TestServer):
         if fields:
             body["fields"] = [f if isinstance(f, dict) else {"path": "records", "code": "INVALID", "message": f} for f in fields]
         return Reply(status, body)
+
+    def server_error(self):
+        return self.error(500, "INTERNAL_SERVER_ERROR", "Internal server error")
 
     def rate_limited(self, wait):
         return Reply(429, {"code": "TOO_MANY_REQUESTS", "message": "Too many requests received within interval",
@@ -136,7 +147,8 @@ def main(argv=None):  # pragma: no cover - the standalone server (test nodes, ma
 
     parser = argparse.ArgumentParser(prog="python -m tests.servers.godaddy", description=(
         "GoDaddy Domains API v1 test server. Credentials from GODADDY_API_KEY / GODADDY_API_SECRET "
-        "(default test-key / test-secret); API specifications from SCIOPS_API_SPECS."))
+        "(default test-key / test-secret); API specifications where python -m tests.servers.spec --locate finds them "
+        "(SCIOPS_API_SPECS, ../shared/api-specs beside the checkout, or the cache)."))
     parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT", help="API address (default 127.0.0.1:0)")
     parser.add_argument("--dns", metavar="HOST:PORT", help="also serve the zones over DNS (UDP and TCP) here")
     parser.add_argument("--domain", action="append", metavar="ZONE", help="a zone to serve (repeatable; default example.org)")

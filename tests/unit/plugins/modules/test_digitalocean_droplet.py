@@ -148,3 +148,71 @@ def test_existing_droplet_that_is_off_is_returned_at_once(digitalocean, playbook
     r = playbook([droplet(digitalocean, **WEB)], env=TOKEN)
     assert r.rc == 0 and r.last["changed"] is False and r.last["droplet"]["status"] == "off", r
     assert len(digitalocean.calls()) == 1
+
+
+# Values the API refuses by its published contract (droplet_single_create: name pattern and length;
+# tag names: the tags schema's pattern and length; user_data: "may not exceed 64 KiB").
+INVALID = [
+    ("name", dict(name="bad name!")),
+    ("name", dict(name="web-")),
+    ("name", dict(name="a" * 256)),
+    ("tags", dict(tags=["sciops", "bad tag"])),
+    ("tags", dict(tags=["t" * 256])),
+    ("tag", dict(tag="env/test")),
+    ("user_data", dict(user_data="x" * 65537)),
+]
+
+
+def test_invalid_values_refused_before_any_call_also_in_check_mode(digitalocean, playbook):
+    tasks = [dict(droplet(digitalocean, **dict(WEB, **override)), ignore_errors=True) for option, override in INVALID]
+    for check in (False, True):
+        r = playbook(tasks, env=TOKEN, check=check)
+        assert len(r.results) == len(INVALID), r
+        for (option, override), result in zip(INVALID, r.results):
+            assert result.get("failed") is True and result.get("changed") is False, (option, override, check, result)
+            assert result["msg"].startswith("invalid value for option %s:" % option), (option, check, result["msg"])
+            assert result["api_calls"] == 0
+        assert digitalocean.calls() == [], "no request at all for a value the API would refuse (check=%s)" % check
+    assert digitalocean.droplets == {}
+
+
+def test_valid_edge_values_are_accepted(digitalocean, playbook):
+    args = dict(WEB)
+    args.update(name="a" * 255, tags=["env:prod", "group_db-1"], tag="t" * 255, user_data="x" * 65536)
+    r = playbook([droplet(digitalocean, **args)], env=TOKEN)
+    assert r.rc == 0 and r.last["changed"] is True, r
+
+
+def test_option_constraints_are_the_specs(digitalocean):
+    from ansible_collections.sciops.platform.plugins.module_utils import digitalocean as do
+    schemas = digitalocean.spec.doc["components"]["schemas"]
+    name = schemas["droplet_single_create"]["allOf"][0]["properties"]["name"]
+    assert (do.NAME_PATTERN, do.NAME_MAX_LENGTH) == (name["pattern"], name["maxLength"])
+    multi = schemas["droplet_multi_create"]["allOf"][0]["properties"]["names"]["items"]
+    assert (do.NAME_PATTERN, do.NAME_MAX_LENGTH) == (multi["pattern"], multi["maxLength"])
+    tag = schemas["tags"]["properties"]["name"]
+    assert (do.TAG_PATTERN, do.TAG_MAX_LENGTH) == (tag["pattern"], tag["maxLength"])
+    user_data = schemas["droplet_create"]["properties"]["user_data"]["description"]
+    assert "may not exceed 64 KiB" in user_data and do.USER_DATA_MAX_BYTES == 64 * 1024
+
+
+def test_wait_timeout_after_create_reports_the_new_droplet(digitalocean, playbook):
+    digitalocean.activate_after = 10 ** 6  # stays "new"
+    r = playbook([droplet(digitalocean, **dict(WEB, wait_timeout=1, poll_interval=0.2))], env=TOKEN)
+    assert r.rc != 0 and r.last.get("failed") is True, r
+    assert r.last["changed"] is True, "the droplet exists (and costs money): the run changed something"
+    (droplet_id,) = digitalocean.droplets
+    assert r.last["droplet"]["id"] == droplet_id and r.last["droplet"]["status"] == "new", r.last
+    assert r.last["droplet"]["name"] == "web-1"
+    assert "still new after 1s" in r.last["msg"], r.last["msg"]
+    assert len(digitalocean.calls("POST")) == 1
+
+
+def test_error_while_waiting_after_create_reports_the_new_droplet(digitalocean, playbook):
+    digitalocean.activate_after = 10 ** 6
+    digitalocean.inject("500", method="GET", path=r"^/v2/droplets/\d+$", times=1000)
+    r = playbook([droplet(digitalocean, **dict(WEB, timeout=2))], env=TOKEN)
+    assert r.rc != 0 and r.last["changed"] is True, r
+    (droplet_id,) = digitalocean.droplets
+    assert r.last["droplet"]["id"] == droplet_id and r.last["droplet"]["status"] == "new", r.last
+    assert "HTTP 500" in r.last["msg"]
