@@ -19,7 +19,7 @@ SCIOPS_NMPI_ARCHIVE ?= $(abspath $(CURDIR)/../shared/upstream/ebrains-neuromorph
 export SCIOPS_NMPI_ARCHIVE
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint collection unit sanity molecule local-e2e bench bench-switch lock clean
+.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-switch lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-tools: ## Install the host commands the checks call (dig, openssl, curl)
+tools: ## Install the host commands the checks call (dig, openssl, curl, shellcheck)
 	@scripts/ensure-host-tools.sh
 
 docker: ## Use the running Docker engine, or install and start one (root, Debian)
@@ -60,10 +60,13 @@ down: venv ## Remove the local environment's containers and network (nothing els
 test: setup ## Run every check (lint, collection build, unit, sanity, molecule scenarios, local end-to-end)
 	@scripts/run-checks.sh lint collection unit sanity $(addprefix molecule:,$(SCENARIOS)) local-e2e
 
-lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
+lint: yamllint ansible-lint shellcheck ## yamllint, ansible-lint (production profile), shellcheck
 
 yamllint: venv
 	yamllint --strict .
+
+shellcheck: tools
+	shellcheck scripts/*.sh tests/*/*.sh .ci/run
 
 ansible-lint: venv
 	ansible-lint --profile production --strict

@@ -3,12 +3,13 @@
 #   dig (bind9-dnsutils)  the DNS-01 hook and DNS test-server suites ask the test DNS server with it
 #   openssl               the TLS tests make throwaway certificates
 #   curl                  the end-to-end checks
+#   ShellCheck            ansible-test sanity's shellcheck test and make lint (without it, ansible-test skips that test)
 # As root on a Debian-family host they are installed with apt-get; otherwise one message says what to install.
 set -euo pipefail
 log() { printf '[host-tools] %s\n' "$*"; }
 die() { printf '[host-tools] ERROR: %s\n' "$*" >&2; exit 1; }
 
-declare -A package=([dig]=bind9-dnsutils [openssl]=openssl [curl]=curl)
+declare -A package=([dig]=bind9-dnsutils [openssl]=openssl [curl]=curl [shellcheck]=shellcheck)
 missing=()
 for cmd in "${!package[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package[$cmd]}")

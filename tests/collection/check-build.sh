@@ -50,6 +50,7 @@ log "installed into $work/collections: $installed (nothing else is on the collec
 
 roles=$(tar -tzf "$tarball" | sed -nE 's#^roles/([^/]+)/meta/argument_specs\.yml$#\1#p' | sort)
 # shellcheck disable=SC2086  # one word per role
+# shellcheck disable=SC2046  # one argument per role name: the names are plain words
 docs=$(ansible-doc -t role $(printf 'sciops.platform.%s ' $roles) 2>&1) || { echo "$docs"; fail "ansible-doc failed"; }
 for role in $roles; do
   awk -v r="sciops.platform.$role" '$1 == ">" && $2 == "ROLE:" { on = ($3 == r || $3 == "*" r "*") }
@@ -65,6 +66,7 @@ python "$here/deps.py" resolve "$work/collections/ansible_collections/sciops/pla
 cp "$here"/runtime/*.yml "$work/"
 playbooks=$(tar -tzf "$tarball" | sed -nE 's#^playbooks/([^/]+)\.yml$#\1#p' | sort)
 # shellcheck disable=SC2086  # one word per playbook
+# shellcheck disable=SC2046  # one argument per playbook name: the names are plain words
 out=$(ansible-playbook -i inventory.yml --syntax-check $(printf 'sciops.platform.%s ' $playbooks) 2>&1) \
   || { echo "$out"; fail "a collection playbook does not parse (see above)"; }
 log "all $(wc -w <<<"$playbooks") collection playbooks parse (sciops.platform.<name> --syntax-check)"

@@ -94,7 +94,7 @@ before=$(serial)
 # them, and the deploy hook reloads nginx, which then serves the new certificate.
 docker exec local-app1 systemctl start certbot.service || fail "certbot.service (the timer's job) failed"
 after=$(serial)
-[ -n "$before" ] && [ "$before" != "$after" ] || fail "the timer's renewal did not replace the served certificate ($before -> $after)"
+if [ -z "$before" ] || [ "$before" = "$after" ]; then fail "the timer's renewal did not replace the served certificate ($before -> $after)"; fi
 journal=$(docker exec local-app1 journalctl -u certbot.service --no-pager -o cat)
 grep -q 'sciops-reload: reloaded nginx for nmpi.local.sciops.test' <<<"$journal" \
   || fail "the renewal did not reload nginx through the deploy hook"

@@ -40,7 +40,17 @@ rm -rf "$dest" && mkdir -p "$dest"
 (cd "$root" && git ls-files -co --exclude-standard -z -- . ':!collections' ':!molecule' ':!inventories' ':!.ci' ) \
   | (cd "$root" && xargs -0 -I{} sh -c 'test -e "{}" && cp --parents -P "{}" "'"$dest"'"' )
 cd "$dest"
-git init -q . && git add -A >/dev/null 2>&1 || true
+git init -q .
+git add -A >/dev/null 2>&1 || true
 # Default targets: the plugins and the tests that go with them (other content has its own checks).
 if [ $# -eq 0 ]; then set -- plugins/ tests/servers/ tests/unit/ tests/sanity/; fi
-ansible-test sanity --venv --python 3.11 --color no "$@"
+# No silent skip: ansible-test only warns when a test's program is missing (shellcheck), and
+# skips that test; that fails here (make setup installs it).
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+rc=0
+ansible-test sanity --venv --python 3.11 --color no "$@" 2>&1 | tee "$log" || rc=$?
+if grep -E "WARNING: (Required program|Skipping)" "$log"; then
+  echo "FAIL: a sanity test was skipped (above). Install what it needs (make setup) and re-run." >&2
+  [ "$rc" -ne 0 ] || rc=1
+fi
+exit "$rc"

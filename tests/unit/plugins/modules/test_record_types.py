@@ -56,3 +56,18 @@ def test_the_test_server_serves_the_same_list():
     from tests.servers import dns, godaddy
     assert list(godaddy.RECORD_TYPES) == list(gd.RECORD_TYPES)
     assert sorted(t for t in dns.TYPES if t != "OPT") == sorted(gd.RECORD_TYPES)
+
+
+ROOT = MODULES.parents[1]
+
+
+def test_the_inventories_dns_records_use_only_writable_types():
+    """dns_records (playbooks/dns.yml) is checked by the playbook argument spec with the same list,
+    and no environment's records use a type the module refuses."""
+    specs = yaml.safe_load((ROOT / "playbooks" / "vars" / "playbook_argument_specs.yml").read_text())
+    options = next(v for v in specs["argument_specs"].values() if "dns_records" in v["options"])["options"]
+    assert options["dns_records"]["options"]["type"]["choices"] == list(gd.WRITABLE_RECORD_TYPES)
+    for path in sorted(ROOT.glob("inventories/*/group_vars/all/dns.yml")):
+        records = (yaml.safe_load(path.read_text()) or {}).get("dns_records") or []
+        bad = [r for r in records if r.get("type") not in gd.WRITABLE_RECORD_TYPES]
+        assert not bad, "%s: record types the module refuses: %s" % (path.relative_to(ROOT), bad)

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[4]
 HOOK = ROOT / "roles" / "letsencrypt" / "files" / "godaddy-hook"
 UTILS = ROOT / "plugins" / "module_utils"
 
+
 @pytest.fixture(autouse=True)
 def _dig_installed():
     # The hook's propagation check and these tests ask the DNS face with dig: missing, they fail.
