@@ -4,6 +4,8 @@ all behind a front door on its own node (mol-svc-fd). Requests go from this mach
 front door, as a user's would."""
 import json
 import os
+import re
+import stat
 import ssl
 import socket
 import sys
@@ -12,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import testinfra.utils.ansible_runner
 import yaml
@@ -168,6 +171,20 @@ def test_colour_ports_answer_the_front_door_only(host):
     with socket.socket() as sock:
         sock.settimeout(3)
         assert sock.connect_ex(("172.30.43.21", 8101)) != 0, "a colour port answered this machine"
+
+
+def test_the_colour_unit_runs_the_app_server_as_the_service_user(host):
+    for name in APPS:
+        app = node(name)
+        pid = int(app.check_output("systemctl show -p MainPID --value nmpi_queue-blue") or 0)
+        assert pid > 0, f"nmpi_queue-blue has no main process on {name}"
+        uid = app.check_output("id -u nmpi_queue")
+        assert app.check_output(f"ps -o uid= -p {pid}").strip() == uid, f"{name}: the app server does not run as nmpi_queue"
+        args = app.check_output(f"ps -o args= -p {pid}")
+        assert "/srv/nmpi_queue/blue/venv/bin/uvicorn" in args and "simqueue.main:app" in args, args
+        # the listening socket on the colour's port is owned by the service user, in the unit's cgroup
+        listener = app.check_output("ss -Hltne 'sport = :8101'")
+        assert f"uid:{uid} " in listener and "/nmpi_queue-blue.service" in listener, f"{name}: {listener}"
 
 
 def test_data_directory_is_kept_outside_releases_and_writable_by_the_service(host):
@@ -403,7 +420,18 @@ def test_status_table_shows_what_runs_where(host):
 def test_logs_are_fetched_from_every_node(host):
     run = playbook("service_logs", service="nmpi_queue", colour="blue", lines=50)
     assert run.rc == 0, run.output
-    assert run.output.count(" lines in ") == 2
+    written = {path: int(count) for count, path in re.findall(r"(\d+) lines in (\S+\.log)", run.output)}
+    assert sorted(Path(p).name.split("-blue-")[1].rsplit("-", 1)[0] for p in written) == sorted(APPS), run.output
+    for path, count in written.items():
+        log = Path(path)
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600, f"{log} is readable by others"
+        lines = log.read_text().splitlines()
+        assert 0 < count <= 50 and len(lines) == count, f"{log}: {len(lines)} lines, the playbook said {count}"
+        # the journal of the unit: the app server's access-log lines of the requests made above
+        assert any('"GET /' in line for line in lines), f"{log} holds no request of the app"
+        for secret in SECRETS:
+            assert secret not in log.read_text()
+        log.unlink()
 
 
 def test_terminate_refuses_the_live_colour_and_removes_the_idle_one(host):
