@@ -24,14 +24,7 @@ done
 printf '\n===== summary =====\n'
 printf '%s\n' "${report[@]}"
 printf 'skips allowed by tests/skips.yml (the only tests that may skip):\n'
-"$root/.venv/bin/python" - "$root/tests/skips.yml" <<'PY' || true
-import sys, yaml
-entries = (yaml.safe_load(open(sys.argv[1])) or {}).get("skips") or []
-for e in entries:
-    print(f"  {e.get('test')}: {e.get('reason')}")
-if not entries:
-    print("  (none)")
-PY
+"$root/.venv/bin/python" "$root/tests/lib/skip_policy.py" || true
 taken=$(cut -f1 "$SCIOPS_SKIP_LOG" | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}')
 printf 'skips taken: %s\n' "${taken:-none}"
 grep -P '^UNLISTED\t' "$SCIOPS_SKIP_LOG" | cut -f2,3 | sed 's/^/  UNLISTED SKIP /' || true

@@ -109,25 +109,27 @@ def _invalid(option, value, rule):
     return 'invalid value for option %s: %r %s' % (option, value, rule)
 
 
+def _name_errors(option, value, max_length, pattern, what):
+    """The message for a name the API refuses (too long, or outside its pattern), or none."""
+    if len(value) > max_length:
+        return [_invalid(option, value[:20] + '...', 'is longer than %d characters' % max_length)]
+    if not re.match(pattern, value):
+        return [_invalid(option, value, '%s (pattern %s)' % (what, pattern))]
+    return []
+
+
 def droplet_option_errors(params):
     """What the API would refuse in the droplet module's options, checked before any call: one line
     per invalid value, each naming its option. Empty when all is well."""
     errors = []
-    name = params.get('name')
-    if name is not None:
-        if len(name) > NAME_MAX_LENGTH:
-            errors.append(_invalid('name', name[:20] + '...', 'is longer than %d characters' % NAME_MAX_LENGTH))
-        elif not re.match(NAME_PATTERN, name):
-            errors.append(_invalid('name', name, "is not a droplet name: letters, digits, '.' and '-', ending with a "
-                                                 "letter or digit (pattern %s)" % NAME_PATTERN))
+    if params.get('name') is not None:
+        errors += _name_errors('name', params['name'], NAME_MAX_LENGTH, NAME_PATTERN,
+                               "is not a droplet name: letters, digits, '.' and '-', ending with a letter or digit")
     tags = [('tag', params['tag'])] if params.get('tag') is not None else []
     tags += [('tags', t) for t in params.get('tags') or []]
     for option, tag in tags:
-        if len(tag) > TAG_MAX_LENGTH:
-            errors.append(_invalid(option, tag[:20] + '...', 'is longer than %d characters' % TAG_MAX_LENGTH))
-        elif not re.match(TAG_PATTERN, tag):
-            errors.append(_invalid(option, tag, "is not a tag name: letters, digits, ':', '-' and '_' (pattern %s)"
-                                                % TAG_PATTERN))
+        errors += _name_errors(option, tag, TAG_MAX_LENGTH, TAG_PATTERN,
+                               "is not a tag name: letters, digits, ':', '-' and '_'")
     user_data = params.get('user_data')
     if user_data is not None and len(user_data.encode('utf-8')) > USER_DATA_MAX_BYTES:
         errors.append('invalid value for option user_data: %d bytes, more than the 64 KiB DigitalOcean accepts'
