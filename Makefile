@@ -54,7 +54,7 @@ up: setup ## Deploy the whole platform to local containers and print what runs w
 
 down: venv ## Remove the local environment's containers and network (nothing else)
 	@scripts/ensure-docker.sh >/dev/null
-	ansible-playbook -i inventories/local playbooks/provision.yml -e provision_state=absent -e provision_confirm_absent=true
+	ansible-playbook -i inventories/local playbooks/provision.yml -e '{"provision_state": "absent", "provision_confirm_absent": true}'
 
 # --- checks --------------------------------------------------------------------------------
 test: setup ## Run every check (lint, collection build, unit, sanity, molecule scenarios, local end-to-end)

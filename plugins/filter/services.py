@@ -216,6 +216,11 @@ def _check(entry, where):
         _fail(f"{where}.workers must be a number.")
     if not entry["server_package"]:
         entry["server_package"] = entry["server"]
+    # What pip installs beside the application. uvicorn runs on uvloop: with several workers,
+    # uvicorn's asyncio loop serves a socket it made with proto 0, so asyncio never sets
+    # TCP_NODELAY on the accepted connections and every response on a reused (keep-alive)
+    # connection waits about 40 ms for the client's delayed ACK (Nagle). uvloop sets it.
+    entry["server_packages"] = [entry["server_package"]] + (["uvloop"] if entry["server"] == "uvicorn" else [])
     for item in entry["data_dirs"]:
         if not isinstance(item, dict) or not NAME.match(str(item.get("name", ""))):
             _fail(f"{where}.data_dirs: each item needs a name (letters, digits, underscores), e.g. "

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg" ANSIBLE_NOCOLOR=1
 inv=tests/bench/inventory
 cleanup() {
-  ansible-playbook -i "$inv" playbooks/provision.yml -e provision_state=absent -e provision_confirm_absent=true >/dev/null 2>&1 || true
+  ansible-playbook -i "$inv" playbooks/provision.yml -e '{"provision_state": "absent", "provision_confirm_absent": true}' >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 cleanup

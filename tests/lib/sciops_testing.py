@@ -45,9 +45,7 @@ class PlaybookRun:
         return sum(host[key] for host in self.recap().values())
 
 
-def run_playbook(playbook: str | Path, *args: str, extra_vars: dict | None = None,
-                 timeout: int = 900) -> PlaybookRun:
-    """Run a playbook (path relative to the project root, or absolute) against the scenario."""
+def _playbook_env() -> dict:
     env = dict(os.environ)
     env.update({
         "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
@@ -56,8 +54,25 @@ def run_playbook(playbook: str | Path, *args: str, extra_vars: dict | None = Non
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
     })
+    return env
+
+
+def _playbook_cmd(playbook: str | Path, args, extra_vars: dict | None) -> list:
     cmd = ["ansible-playbook", "-i", inventory(), str(PROJECT / playbook), *args]
     for key, value in (extra_vars or {}).items():
         cmd += ["-e", f"{key}={value}"]
-    proc = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
+    return cmd
+
+
+def start_playbook(playbook: str | Path, *args: str, extra_vars: dict | None = None) -> subprocess.Popen:
+    """Start a playbook against the scenario and return at once (to interrupt it)."""
+    return subprocess.Popen(_playbook_cmd(playbook, args, extra_vars), env=_playbook_env(), cwd=PROJECT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_playbook(playbook: str | Path, *args: str, extra_vars: dict | None = None,
+                 timeout: int = 900) -> PlaybookRun:
+    """Run a playbook (path relative to the project root, or absolute) against the scenario."""
+    proc = subprocess.run(_playbook_cmd(playbook, args, extra_vars), env=_playbook_env(), cwd=PROJECT,
+                          capture_output=True, text=True, timeout=timeout)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)

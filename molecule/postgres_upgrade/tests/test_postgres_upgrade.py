@@ -160,7 +160,7 @@ def test_converge_again_changes_nothing_in_check_mode(host):
 @pytest.mark.parametrize("version", [15, 16])
 def test_going_back_to_an_older_version_is_refused(host, version):
     """15's cluster is still there after the upgrade; asking for it must not bring its stale data back."""
-    run = run_playbook(CONVERGE, "-e", f"postgres_version={version}")
+    run = run_playbook(CONVERGE, "-e", json.dumps({"postgres_version": version}))
     assert run.rc != 0
     assert "PostgreSQL 17 holds data" in run.output
     assert "Downgrades are not possible in place" in run.output

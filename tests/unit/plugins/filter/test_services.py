@@ -54,6 +54,8 @@ def test_profile_defaults_are_merged_under_the_entry():
     assert entry["source"]["subdir"] == "api" and entry["source"]["strip_components"] == 1
     # the server is not pinned: the application's own lock file decides its version
     assert entry["server_package"] == "uvicorn"
+    # uvloop beside uvicorn: asyncio leaves TCP_NODELAY off on a multi-worker uvicorn's connections
+    assert entry["server_packages"] == ["uvicorn", "uvloop"]
 
 
 def test_remote_front_door_binds_private_addresses_and_lists_every_node():

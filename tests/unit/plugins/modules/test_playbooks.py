@@ -113,8 +113,8 @@ def test_provision_playbook_creates_droplets_records_addresses_and_removes_them(
     assert len(digitalocean.calls()) == 2  # one filtered list call per node
 
     refused = run(args + ["-e", "provision_state=absent"], env)
-    assert refused.returncode != 0 and "provision_confirm_absent=true" in refused.stdout
+    assert refused.returncode != 0 and '-e \'{"provision_confirm_absent": true}\'' in refused.stdout
     assert len(digitalocean.droplets) == 2
-    gone = run(args + ["-e", "provision_state=absent", "-e", "provision_confirm_absent=true"], env)
+    gone = run(args + ["-e", '{"provision_state": "absent", "provision_confirm_absent": true}'], env)
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert digitalocean.droplets == {}
