@@ -316,7 +316,7 @@ def test_restore_refuses_a_dump_of_another_database(host, tmp_path):
     bad = run_playbook("playbooks/db_restore.yml",
                        extra_vars={"db_name": "targetdb", "db_dump_file": dump, "db_restore_rename": "perhaps"})
     assert bad.rc != 0
-    assert "db_restore_rename must be true or false" in bad.output
+    assert "db_restore_rename must be a boolean; got the string 'perhaps'" in bad.output
     assert _items_state(host, "targetdb") == before
 
     # Loading it under another name is possible when said so explicitly.
