@@ -192,6 +192,7 @@ def _check(entry, where):
     if entry["kind"] == "static":
         if entry["method"] != "source":
             _fail(f"{where}: a static site has no container method; remove method.")
+        entry["server_packages"] = []
         return
     if entry["kind"] == "wsgi" and entry["server"] == "uvicorn":
         entry["server"] = "gunicorn"

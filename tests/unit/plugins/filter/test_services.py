@@ -140,3 +140,9 @@ def test_firewall_opens_colour_ports_to_the_front_door_only_where_they_listen_re
     assert colour_firewall_rules(services, "app1", local, ADDRESSES) == []
     assert colour_firewall_rules(services, "db1", GROUPS, ADDRESSES) == []
     assert app_hosts(services + [splash()], GROUPS) == ["app1", "app2"]
+
+
+def test_a_static_site_installs_no_server():
+    # a static site's build key must not change with the Python servers' packages
+    (entry,) = entries(splash())
+    assert entry["server_packages"] == []
