@@ -101,7 +101,8 @@ from http_load import Load
 with Load("172.30.40.21", "nmpi.local.sciops.test", clients=4, keepalive=True, period=0.05) as kept, \
         Load("172.30.40.21", "nmpi.local.sciops.test", clients=2, keepalive=False, period=0.05) as fresh:
     run = subprocess.run(["docker", "exec", "local-app1", "systemctl", "start", "certbot.service"], check=False)
-print(f"rc={run.returncode} failed={len(kept.failed()) + len(fresh.failed())} keep-alive: {kept.summary()}; {fresh.summary()}")
+print(f"rc={run.returncode} failed={len(kept.failed()) + len(fresh.failed())} keep-alive: {kept.summary()}; {fresh.summary()}"
+      f"; failures: {(kept.failed() + fresh.failed())[:5]}")
 PY
 )
 grep -q '^rc=0 ' <<<"$renewal" || fail "certbot.service (the timer's job) failed: $renewal"
