@@ -10,7 +10,7 @@ The list is data: adding a service is one entry (plus its hosts in the inventory
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Mapping
 import re
 
 try:
@@ -68,8 +68,23 @@ def _fail(msg):
     raise AnsibleFilterError(msg)
 
 
+def _plain(value):
+    """Plain Python data (dict, list, str, numbers) from Ansible's lazy, tagged containers.
+
+    Ansible 2.19 hands filters lazy containers whose deepcopy also copies their templating
+    context (about 0.4 s for the services list on every task that evaluates it); reading each
+    value once is all the filters need."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
 def _merge(base, extra, where):
-    out = copy.deepcopy(base)
+    out = _plain(base)
     for key, value in (extra or {}).items():
         if key not in DEFAULTS:
             _fail(f"{where}: unknown field '{key}'. Known fields: {', '.join(FIELDS)}.")
@@ -90,7 +105,7 @@ def _merge(base, extra, where):
         elif isinstance(DEFAULTS[key], dict) and key != "ports":
             out[key] = dict(out.get(key) or {}, **(value or {}))
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = _plain(value)
     return out
 
 
