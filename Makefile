@@ -30,7 +30,7 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 # Scenarios `make test` runs on the plain path (without Mitogen).
 PLAIN_SCENARIOS ?= common
 
-.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-switch lock clean
+.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-scale bench-switch lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,8 +60,7 @@ image: docker ## Build the Debian 12 systemd test-node image when its recipe cha
 
 # --- the local environment -----------------------------------------------------------------
 up: setup ## Deploy the whole platform to local containers and print what runs where
-	ansible-playbook -i inventories/local playbooks/provision.yml
-	ansible-playbook -i inventories/local playbooks/local.yml
+	ansible-playbook -i inventories/local playbooks/provision.yml playbooks/local.yml
 
 down: venv ## Remove the local environment's containers and network (nothing else)
 	@scripts/ensure-docker.sh >/dev/null
@@ -98,8 +97,15 @@ molecule: setup ## Run the molecule scenarios (SCENARIOS="postgres" to pick)
 local-e2e: setup ## make up, check the platform answers, make down
 	@tests/local/e2e.sh
 
-bench: setup ## Benchmark: cold and no-op converge of the postgres role on a fresh node
-	@tests/bench/postgres.sh
+bench: setup ## Benchmark: cold and no-op converge per role: the postgres role on a fresh node, the whole platform
+	@tests/bench/postgres.sh >/dev/null
+	@tests/bench/platform.sh 1 >/dev/null
+	@python tests/bench/report.py combined tests/output/bench/postgres tests/output/bench/platform-1 | tee tests/output/bench/table.md
+
+bench-scale: setup ## Benchmark: the whole platform on 1, 4 and 8 app nodes, the cost of each extra node
+	@for n in 1 4 8; do tests/bench/platform.sh $$n >/dev/null; done
+	@python tests/bench/report.py scale 1=tests/output/bench/platform-1 4=tests/output/bench/platform-4 \
+	  8=tests/output/bench/platform-8 | tee tests/output/bench/scale.md
 
 bench-switch: up ## Benchmark: ~50 requests/s at the front door while switch_colour.yml runs
 	@python tests/bench/switch_load.py

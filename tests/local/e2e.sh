@@ -142,6 +142,9 @@ took=$(( $(date +%s) - started ))
 changed=$(grep -E '^[a-z0-9-]+ +: ok=' "$out" | sed -E 's/.*changed=([0-9]+).*/\1/' | awk '{s += $1} END {print s + 0}')
 [ "$changed" = "0" ] || { grep -E 'changed:' "$out" || true; fail "second make up changed $changed things"; }
 log "second run: changed=0 in ${took} s"
+# A hand-edited file, mode, removed file or stopped timer is still repaired and reported.
+# shellcheck source=tests/local/e2e-drift.sh
+source tests/local/e2e-drift.sh
 
 if [ -n "$preexisting" ]; then
   log "OK (make down not exercised: the environment was up before the test)"
