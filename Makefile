@@ -27,8 +27,14 @@ export ANSIBLE_STRATEGY_PLUGINS = $(shell ls -d $(CURDIR)/$(VENV)/lib/python3*/s
 export ANSIBLE_STRATEGY = $(if $(ANSIBLE_STRATEGY_PLUGINS),mitogen_linear,linear)
 endif
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-# Scenarios `make test` runs on the plain path (without Mitogen).
-PLAIN_SCENARIOS ?= common
+# What `make test` runs, in order. Checks joined by & run at the same time (each on nodes and a
+# network of its own; the timing-sensitive ones, services and local-e2e, run alone); plain:
+# runs a check without Mitogen, so the plain path stays tested. Every molecule scenario must be
+# named here (make test refuses to start otherwise).
+TEST_CHECKS ?= lint&collection&unit&sanity&plain:molecule:common molecule:letsencrypt&molecule:postgres_upgrade \
+  molecule:postgres molecule:services local-e2e
+__test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
+__test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
 .PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-scale bench-switch lock clean
 
@@ -68,8 +74,8 @@ down: venv ## Remove the local environment's containers and network (nothing els
 
 # --- checks --------------------------------------------------------------------------------
 test: setup ## Run every check (lint, collection build, unit, sanity, molecule scenarios, local end-to-end)
-	@scripts/run-checks.sh lint collection unit sanity \
-	  $(foreach s,$(SCENARIOS),$(if $(filter $(s),$(PLAIN_SCENARIOS)),plain:)molecule:$(s)) local-e2e
+	@test -z "$(__test_missing)" || { echo "make test: add $(__test_missing) to TEST_CHECKS in the Makefile"; exit 1; }
+	@scripts/run-checks.sh $(foreach c,$(TEST_CHECKS),'$(c)')
 
 lint: yamllint ansible-lint shellcheck ## yamllint, ansible-lint (production profile), shellcheck
 

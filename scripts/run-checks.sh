@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the named checks one after the other, shows each one's time, keeps going after a
+# Runs the named checks one after the other (or side by side, below), shows each one's time, keeps going after a
 # failure so one run reports everything, and ends with one line: "checks: N passed, M failed".
 #   scripts/run-checks.sh lint collection molecule:postgres local-e2e
+# Checks joined by & (a single argument, "lint&unit") run at the same time.
 # A check named plain:<check> runs without Mitogen (Ansible's own linear strategy), so the plain
 # path stays tested while the others use the accelerator.
 set -uo pipefail
@@ -11,10 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # (tests/lib/skip_policy.py); an unlisted skip already failed its check.
 export SCIOPS_SKIP_LOG="$root/tests/output/skips.log"
 mkdir -p "$root/tests/output" && : >"$SCIOPS_SKIP_LOG"
-for step in "$@"; do
-  printf '\n===== check: %s =====\n' "$step"
-  start=$(date +%s)
-  check=$step; plain=()
+run_check() {  # run_check STEP: one check in the foreground; its exit status
+  local step=$1 check=$1 plain=()
   if [ "${step#plain:}" != "$step" ]; then
     check=${step#plain:}; plain=(env -u ANSIBLE_STRATEGY -u ANSIBLE_STRATEGY_PLUGINS SCIOPS_MITOGEN=0)
   fi
@@ -22,10 +21,39 @@ for step in "$@"; do
     molecule:*) "${plain[@]}" molecule test -s "${check#molecule:}" ;;
     *) "${plain[@]}" make --no-print-directory "$check" ;;
   esac
-  rc=$?
-  took=$(( $(date +%s) - start ))
-  if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); report+=("  PASS  $step (${took}s)")
-  else failed=$((failed + 1)); report+=("  FAIL  $step (${took}s, exit $rc)"); fi
+}
+record() {  # record STEP RC SECONDS [NOTE]
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); report+=("  PASS  $1 (${3}s${4:+, $4})")
+  else failed=$((failed + 1)); report+=("  FAIL  $1 (${3}s${4:+, $4}, exit $2)"); fi
+}
+logs="$root/tests/output/checks"
+mkdir -p "$logs"
+for group in "$@"; do
+  IFS='&' read -r -a steps <<<"$group"
+  if [ "${#steps[@]}" -eq 1 ]; then
+    printf '\n===== check: %s =====\n' "$group"
+    start=$(date +%s)
+    run_check "$group"
+    rc=$?
+    record "$group" "$rc" $(( $(date +%s) - start ))
+    continue
+  fi
+  # Checks joined by & run at the same time (each on its own nodes and network); each one's
+  # output is shown whole when the group has finished.
+  printf '\n===== checks at the same time: %s =====\n' "${steps[*]}"
+  group_start=$(date +%s)
+  for step in "${steps[@]}"; do
+    ( start=$(date +%s); run_check "$step" >"$logs/${step//[:\/]/_}.log" 2>&1; rc=$?
+      echo "$rc $(( $(date +%s) - start ))" >"$logs/${step//[:\/]/_}.rc" ) &
+  done
+  wait
+  for step in "${steps[@]}"; do
+    printf '\n===== check: %s (ran beside the others of its group) =====\n' "$step"
+    cat "$logs/${step//[:\/]/_}.log"
+    read -r rc took <"$logs/${step//[:\/]/_}.rc" || { rc=1; took=0; }
+    record "$step" "$rc" "$took" "in parallel"
+  done
+  report+=("        group wall time $(( $(date +%s) - group_start ))s")
 done
 printf '\n===== summary =====\n'
 printf '%s\n' "${report[@]}"
