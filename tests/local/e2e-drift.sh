@@ -56,7 +56,11 @@ done
 [ "$(drift_state local-ca1 /etc/systemd/journald.conf.d/50-sciops.conf)" = "$journald_before" ] || fail "local-ca1: the journald limits were not written again"
 docker exec local-db1 systemctl is-enabled --quiet sciops-postgres-backup.timer || fail "local-db1: the backup timer was left disabled"
 docker exec local-db1 systemctl is-active --quiet sciops-postgres-backup.timer || fail "local-db1: the backup timer was left stopped"
-docker exec local-db1 sshd -T 2>/dev/null | grep -qx 'passwordauthentication no' || fail "local-db1: sshd still allows passwords"
+# sshd -T once failed to run here right after the repair (1 run in 6; its error was not kept):
+# it is asked up to 10 times, a second apart, and its own error is shown if it never answers.
+for _ in $(seq 10); do drift_sshd=$(docker exec local-db1 sshd -T 2>&1) && break; sleep 1; done
+grep -q '^passwordauthentication ' <<<"$drift_sshd" || fail "local-db1: sshd -T failed after the repair: $(tail -3 <<<"$drift_sshd")"
+grep -qx 'passwordauthentication no' <<<"$drift_sshd" || fail "local-db1: sshd still allows passwords"
 docker exec local-app1 nginx -T 2>/dev/null | grep -q '# edited by hand' && fail "local-app1: nginx still runs the hand-edited configuration"
 changes=$(grep -cE '^changed: ' "$drift_out" || true)
 log "drift repaired in ${took} s: ${changes} changed results (sshd, sysctl, nginx, sudoers mode, journald, backup timer), each put back"
