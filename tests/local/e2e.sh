@@ -89,7 +89,9 @@ log "the download folder is written by the service user and served at /tmp_downl
 docker exec local-app1 systemctl is-active --quiet certbot.timer || fail "the renewal timer is not active"
 next=$(docker exec local-app1 systemctl show certbot.timer -p NextElapseUSecRealtime --value)
 serial() { openssl s_client -connect 172.30.40.21:443 -servername nmpi.local.sciops.test </dev/null 2>/dev/null | openssl x509 -noout -serial; }
+pubkey() { openssl s_client -connect 172.30.40.21:443 -servername nmpi.local.sciops.test </dev/null 2>/dev/null | openssl x509 -noout -pubkey | sha256sum; }
 before=$(serial)
+key_before=$(pubkey)
 workers=$(docker exec local-app1 pgrep -d, nginx)
 # Local certificates live 20 days, inside certbot's 30-day window: the timer's own service renews
 # them, and nginx serves the new certificate without a reload (it reads ACME certificates at each
@@ -110,6 +112,9 @@ grep -q ' failed=0 ' <<<"$renewal" || fail "requests failed during the renewal: 
 after=$(serial)
 if [ -z "$before" ] || [ "$before" = "$after" ]; then fail "the timer's renewal did not replace the served certificate ($before -> $after)"; fi
 [ "$(docker exec local-app1 pgrep -d, nginx)" = "$workers" ] || fail "the renewal reloaded nginx (its workers changed)"
+# The renewal keeps the key (certbot --reuse-key): nginx opens the certificate and the key apart
+# at each handshake, so a new key would fail the handshakes that pair the new certificate with it.
+[ "$(pubkey)" = "$key_before" ] || fail "the renewal changed the certificate's key"
 log "certificates renew by themselves: certbot.timer (next run $next) renewed nmpi.local.sciops.test ($before -> $after), served without a reload; under load: $renewal"
 
 log "every node is hardened: default-deny firewall; PostgreSQL refuses a node that is not an app node"
