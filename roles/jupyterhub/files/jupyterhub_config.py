@@ -1,0 +1,78 @@
+# Managed by the sciops.platform jupyterhub role: the same file for every hub on the node. It
+# applies the hub's settings.json (written by the role from the deployment's merged tree: traits
+# by class, the idle culler as a service and its role) and reads the secrets from the hub's
+# environment (secrets.env, proxy.env), so neither this file nor settings.json holds a secret.
+# pylint: disable=undefined-variable  (c is the configuration object JupyterHub passes in)
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+
+from systemdspawner import SystemdSpawner
+
+with open(os.environ["SCIOPS_JUPYTERHUB_SETTINGS"], encoding="utf-8") as handle:
+    SETTINGS = json.load(handle)
+
+# A hub user's name as a unix name and a state directory's name: nothing that could leave the
+# directory it names.
+SAFE_NAME = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
+STATE_ROOTS = ("/var/lib/private", "/var/lib")
+
+
+class SciopsSystemdSpawner(SystemdSpawner):
+    """SystemdSpawner that creates the system account of a user of an external login (persistent
+    storage) before the first start, and deletes a dynamic user's state directory when the hub
+    deletes the user (the idle culler does, for temporary accounts): systemd keeps a DynamicUser's
+    StateDirectory after the unit is gone, and hubs with temporary accounts fill their disks."""
+
+    async def start(self):
+        accounts = SETTINGS.get("system_users")
+        if accounts:
+            self._ensure_account(accounts["prefix"] + self.user.name, accounts["home_base"])
+        return await super().start()
+
+    def _ensure_account(self, unix_name, home_base):
+        if not SAFE_NAME.match(unix_name) or len(unix_name) > 32:
+            raise ValueError(f"{unix_name!r} cannot be a system user name (a-z, 0-9, _ . -; at most 32 characters)")
+        try:
+            pwd.getpwnam(unix_name)
+            return
+        except KeyError:
+            pass
+        home = os.path.join(home_base, unix_name)
+        self.log.info("Creating the system user %s (home %s)", unix_name, home)
+        subprocess.run(["useradd", "--create-home", "--home-dir", home, "--shell", "/bin/bash",
+                        "--user-group", unix_name], check=True)
+        os.chmod(home, 0o700)
+
+    def delete_forever(self):
+        if not SETTINGS.get("delete_state_dirs"):
+            return
+        name = self.user.name
+        if not SAFE_NAME.match(name) or name in (".", ".."):
+            self.log.warning("Not removing the state directory of %r (not a plain name)", name)
+            return
+        for root in STATE_ROOTS:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                os.unlink(path)
+                self.log.info("Removed %s (the link to the deleted user's state directory)", path)
+            elif os.path.isdir(path) and os.path.dirname(os.path.realpath(path)) == root:
+                shutil.rmtree(path)
+                self.log.info("Removed %s (the deleted user's state directory)", path)
+
+
+for class_name, traits in SETTINGS["traits"].items():
+    for trait, value in traits.items():
+        setattr(c[class_name], trait, value)  # noqa: F821
+
+for variable, target in SETTINGS.get("secret_env", {}).items():
+    class_name, trait = target.split(".", 1)
+    if os.environ.get(variable):
+        setattr(c[class_name], trait, os.environ[variable])  # noqa: F821
+
+c.JupyterHub.spawner_class = SciopsSystemdSpawner  # noqa: F821
+c.JupyterHub.services = SETTINGS.get("services", [])  # noqa: F821
+c.JupyterHub.load_roles = SETTINGS.get("roles", [])  # noqa: F821
