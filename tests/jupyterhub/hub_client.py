@@ -20,9 +20,12 @@ urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the front
 
 
 class HubClient:
-    def __init__(self, front, server_name, timeout=30):
+    def __init__(self, front, server_name, timeout=30, port=443, tls=True):
         self.front = front
         self.name = server_name
+        self.port = port
+        self.tls = tls
+        self.origin = f"{'https' if tls else 'http'}://{front}:{port}"
         self.timeout = timeout
         self.session = requests.Session()
         self.session.verify = False
@@ -32,7 +35,7 @@ class HubClient:
     def request(self, method, path, headers=None, **kwargs):
         """One request to the hub through the front door (no redirect followed)."""
         headers = {"Host": self.name, **(headers or {})}
-        return self.session.request(method, f"https://{self.front}{path}", headers=headers, allow_redirects=False,
+        return self.session.request(method, f"{self.origin}{path}", headers=headers, allow_redirects=False,
                                     timeout=kwargs.pop("timeout", self.timeout), **kwargs)
 
     def _local(self, location, current):
@@ -40,7 +43,8 @@ class HubClient:
         if not url.netloc:
             base = current.rsplit("/", 1)[0] + "/" if not location.startswith("/") else ""
             return base + location
-        if url.hostname in (self.name, self.front):
+        default = 443 if url.scheme == "https" else 80
+        if url.hostname == self.name or (url.hostname == self.front and (url.port or default) == self.port):
             return url.path + (f"?{url.query}" if url.query else "")
         return None
 
@@ -63,11 +67,13 @@ class HubClient:
         raise AssertionError(f"more than {hops} redirects from {path} (last: {response.status_code})")
 
     def xsrf(self, prefix):
-        """The _xsrf cookie the hub (prefix /hub/) or the user's server (/user/<name>/) set."""
-        for cookie in self.session.cookies:
-            if cookie.name == "_xsrf" and cookie.path.rstrip("/") == prefix.rstrip("/"):
-                return cookie.value
-        raise AssertionError(f"no _xsrf cookie for {prefix}: {[(c.name, c.path) for c in self.session.cookies]}")
+        """The _xsrf cookie the hub (prefix /hub/) or the user's server (/user/<name>/) set: the one
+        with the longest path that covers prefix."""
+        found = sorted((c for c in self.session.cookies if c.name == "_xsrf" and prefix.startswith(c.path.rstrip("/") + "/")),
+                       key=lambda c: len(c.path))
+        if not found:
+            raise AssertionError(f"no _xsrf cookie for {prefix}: {[(c.name, c.path) for c in self.session.cookies]}")
+        return found[-1].value
 
     def cookie_header(self, path):
         return "; ".join(f"{c.name}={c.value}" for c in self.session.cookies if path.startswith(c.path))
@@ -104,17 +110,20 @@ class HubClient:
         return response
 
     def wait_for_server(self, limit=180):
-        """Wait until the user's server answers its API through the front door; returns the seconds taken."""
+        """Wait until the user's server serves JupyterLab through the front door (the browser's way in:
+        the page, then the hub's OAuth hand-shake for the server's cookie) and answers its API;
+        returns the seconds taken."""
         start = time.monotonic()
         last = None
         while time.monotonic() - start < limit:
-            response, _ = self.follow(f"/user/{self.user}/api/status")
-            last = response
-            if response.status_code == 200 and response.headers.get("Content-Type", "").startswith("application/json"):
-                self.follow(f"/user/{self.user}/lab")  # the page sets the server's _xsrf cookie
-                return time.monotonic() - start
+            response, path = self.follow(f"/user/{self.user}/lab")
+            last = (response.status_code, path)
+            if response.status_code == 200 and path.startswith(f"/user/{self.user}/lab"):
+                status = self.request("GET", f"/user/{self.user}/api/status")
+                if status.status_code == 200:
+                    return time.monotonic() - start
             time.sleep(1)
-        raise AssertionError(f"{self.user}'s server did not answer in {limit} s (last: {last.status_code if last else None})")
+        raise AssertionError(f"{self.user}'s server did not answer in {limit} s (last: {last})")
 
     def new_token(self, note="molecule test"):
         """A token of the logged-in user's own (POST /hub/api/users/<name>/tokens)."""
@@ -136,8 +145,10 @@ class HubClient:
 
     def kernel(self, kernel_id):
         path = f"/user/{self.user}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
-        return Kernel(connect(self.front, 443, path, server_name=self.name, tls=True, timeout=self.timeout,
-                              headers={"Cookie": self.cookie_header(path), "Origin": f"https://{self.name}"}))
+        return Kernel(connect(self.front, self.port, path, server_name=self.name, tls=self.tls, timeout=self.timeout,
+                              headers={"Cookie": self.cookie_header(path),
+                                       "Origin": f"{'https' if self.tls else 'http'}://{self.name}",
+                                       "Sec-Fetch-Mode": "websocket"}))
 
 
 class Kernel:

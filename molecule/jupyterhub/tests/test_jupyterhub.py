@@ -25,6 +25,7 @@ testinfra_hosts = ["mol-jh-hub"]
 def running_server(name=PUBLIC):
     client = HubClient(FRONT, name)
     client.tmp_login()
+    client.start_server()  # already pending when the login started it (400), else it starts now
     took = client.wait_for_server()
     return client, took
 
