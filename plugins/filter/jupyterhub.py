@@ -65,7 +65,9 @@ DEFAULTS = {
         "disable_user_sudo": True,
         "start_timeout": 120,
         "http_timeout": 60,
-        "unit_extra_properties": {},
+        # Extra properties of each user's unit. OOMPolicy=continue: a kernel that the kernel's OOM
+        # killer ends (past mem_limit) is restarted by the server, which itself keeps running.
+        "unit_extra_properties": {"OOMPolicy": "continue"},
     },
     # none: nothing kept (single host: a dynamic user whose state directory is deleted with the
     # user; Kubernetes: no volume). persistent: a home per user (single host: a system user

@@ -69,7 +69,7 @@ def handler_for(fake):
 
         def _token_user(self):
             auth = self.headers.get("Authorization", "")
-            kind, _, token = auth.partition(" ")
+            kind, token = (auth.split(" ", 1) + [""])[:2]
             if kind.lower() not in ("token", "bearer") or token not in fake.tokens:
                 return None
             return fake.tokens[token][0]
@@ -131,7 +131,7 @@ def handler_for(fake):
             client_id, client_secret = form.get("client_id"), form.get("client_secret")
             auth = self.headers.get("Authorization", "")
             if auth.lower().startswith("basic "):
-                client_id, _, client_secret = base64.b64decode(auth[6:]).decode().partition(":")
+                client_id, client_secret = (base64.b64decode(auth[6:]).decode().split(":", 1) + [""])[:2]
             if client_id != fake.client_id or client_secret != fake.client_secret:
                 fake.note(event="token", ok=False, reason="incorrect_client_credentials")
                 return self._answer({"error": "incorrect_client_credentials",
@@ -171,7 +171,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     members = {}
     for spec in args.member:
-        org, _, logins = spec.partition(":")
+        org, logins = (spec.split(":", 1) + [""])[:2]
         members.setdefault(org, []).extend(x for x in logins.split(",") if x)
     fake = FakeGitHub(args.client_id, args.client_secret, members, args.user)
     server = ThreadingHTTPServer((args.bind, args.port), handler_for(fake))

@@ -52,7 +52,7 @@ class HubClient:
         """GET path and follow redirects; returns (the last response, the path it came from).
         on_elsewhere(url) may rewrite a redirect that leaves the hub (e.g. signs in at the fake)."""
         response = None
-        for _ in range(hops):
+        for _hop in range(hops):
             response = self.request("GET", path)
             while response.status_code in (301, 302, 303, 307, 308):
                 location = response.headers["Location"]
@@ -97,7 +97,7 @@ class HubClient:
             if url.path.endswith("/login/oauth/authorize"):
                 return f"{location}&{urlencode({'login': login})}"
             return location
-        response, _ = self.follow("/hub/oauth_login?next=%2Fhub%2Fhome", on_elsewhere=sign_in)
+        response = self.follow("/hub/oauth_login?next=%2Fhub%2Fhome", on_elsewhere=sign_in)[0]
         self.user = self.whoami()
         return response
 

@@ -161,6 +161,7 @@ def test_a_cell_past_the_memory_limit_is_killed(host):
     client, _ = running_server()
     limit = host.check_output(f"systemctl show -p MemoryMax --value jupyter-public-{client.user}")
     assert limit == str(512 * 1024 * 1024)
+    assert host.check_output(f"systemctl show -p OOMPolicy --value jupyter-public-{client.user}") == "continue"
     kernel = client.kernel(client.start_kernel())
     try:
         out = kernel.execute("x = b'x' * (1 << 30)\nprint('survived')", timeout=90)
@@ -255,7 +256,7 @@ def test_check_mode_changes_nothing_and_verbose_output_holds_no_secret(host):
 
 @pytest.fixture
 def short_culling():
-    layer = {"jupyterhub_environment": {"public": {"cull": {"timeout": 20, "every": 5, "max_age": 120}}}}
+    layer = {"jupyterhub_environment": {"public": {"cull": {"timeout": 30, "every": 5, "max_age": 120}}}}
     run = run_playbook(PLAYBOOK, "-e", json.dumps(layer))
     assert run.rc == 0, run.output[-3000:]
     yield
@@ -264,7 +265,7 @@ def short_culling():
 
 
 def test_the_culler_removes_an_idle_temporary_user_and_its_state(host, short_culling):
-    assert "--timeout=20" in host.check_output("ps -eo args | grep [j]upyterhub_idle_culler")
+    assert "--timeout=30" in host.check_output("ps -eo args | grep [j]upyterhub_idle_culler")
     client, _ = running_server()
     user = client.user
     kernel = client.kernel(client.start_kernel())

@@ -79,7 +79,8 @@ def test_ansible_containers_become_plain_data():
     class Lazy(dict):
         pass
     tree = jupyterhub_deployments([Lazy(name="a")], common=Lazy())[0]
-    assert type(tree["auth"]) is dict
+    # a plain dict, not a subclass of one: the exact type is the point
+    assert type(tree["auth"]) is dict  # pylint: disable=unidiomatic-typecheck
     json.dumps(tree)
 
 
@@ -293,8 +294,8 @@ def test_shared_data_is_read_only_for_users():
 
 
 def test_hub_config_adds_traits_last():
-    entry = {"name": "p", "profile": "public", "hub_config": {"Spawner": {"default_url": "/tree"},
-                                                               "JupyterHub": {"shutdown_on_logout": True}}}
+    hub_config = {"Spawner": {"default_url": "/tree"}, "JupyterHub": {"shutdown_on_logout": True}}
+    entry = {"name": "p", "profile": "public", "hub_config": hub_config}
     traits = jupyterhub_settings(one(entry), PATHS)["traits"]
     assert traits["Spawner"]["default_url"] == "/tree"
     assert traits["JupyterHub"]["shutdown_on_logout"] is True
