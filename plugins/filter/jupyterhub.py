@@ -535,6 +535,22 @@ def jupyterhub_z2jh_values(d):
     return deep_merge(values, d["kubernetes"]["values"])
 
 
+SECRET_KEYS = (("auth", "client_secret"),)
+
+
+def jupyterhub_redacted(merged):
+    """The merged trees without their secrets (each secret that is set becomes "<hidden>"), for the
+    tasks that loop over the deployments: a failed task prints its item whole."""
+    out = []
+    for d in merged:
+        d = copy.deepcopy(d)
+        for section, key in SECRET_KEYS:
+            if d.get(section, {}).get(key):
+                d[section][key] = "<hidden>"
+        out.append(d)
+    return out
+
+
 def jupyterhub_frontdoor_services(merged, host, upstream="127.0.0.1", proxy_read_timeout="3600s"):
     """The hubs on host as entries of the front door (the frontdoor role's frontdoor_services):
     proxied with WebSockets to the hub's proxy. Hubs have no colours: both colours of the entry
@@ -599,6 +615,7 @@ class FilterModule(object):
             "jupyterhub_settings": jupyterhub_settings,
             "jupyterhub_z2jh_values": jupyterhub_z2jh_values,
             "jupyterhub_frontdoor_services": jupyterhub_frontdoor_services,
+            "jupyterhub_redacted": jupyterhub_redacted,
             "jupyterhub_user_envs": jupyterhub_user_envs,
             "jupyterhub_summary": jupyterhub_summary,
             "jupyterhub_deep_merge": deep_merge,

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.sciops.platform.plugins.filter.jupyterhub import (
     AnsibleFilterError, deep_merge, jupyterhub_auth_traits, jupyterhub_culler_args, jupyterhub_culler_scopes,
     jupyterhub_deployments, jupyterhub_frontdoor_services, jupyterhub_problems, jupyterhub_secret_env,
-    jupyterhub_settings, jupyterhub_summary, jupyterhub_user_envs)
+    jupyterhub_redacted, jupyterhub_settings, jupyterhub_summary, jupyterhub_user_envs)
 from tests.jupyterhub.hierarchy import layers, merged
 
 PATHS = {"state_dir": "/var/lib/jupyterhub/x", "venv": "/opt/jupyterhub/hub",
@@ -330,3 +330,12 @@ def test_summary_lines():
 
 def test_the_example_layers_are_the_seeds_order():
     assert list(layers()) == ["common", "deployments", "environment", "secrets"]
+
+
+def test_the_loops_copies_hold_no_secret():
+    trees = list(merged().values())
+    redacted = jupyterhub_redacted(trees)
+    assert "test-client-secret-not-real" not in json.dumps(redacted)
+    assert [d["auth"]["client_secret"] for d in redacted] == ["", "<hidden>"]
+    assert trees[1]["auth"]["client_secret"] == "test-client-secret-not-real", "the merged trees keep theirs"
+    assert jupyterhub_settings(redacted[1], PATHS) == jupyterhub_settings(trees[1], PATHS)
