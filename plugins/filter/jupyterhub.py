@@ -306,6 +306,10 @@ def _auth_problems(d, w, mode):
                         f"accounts); list who may log in in auth.allowed_users"
                         f"{', auth.allowed_organizations' if kind == 'github' else ''}"
                         f"{', auth.allowed_groups' if kind == 'generic' else ''} instead.")
+    if kind != "tmp" and d.get("storage", {}).get("type") == "none" and mode == "systemd":
+        problems.append(f"{w}.storage.type none runs each user as a systemd dynamic user whose state directory is "
+                        f"/var/lib/<user name>: only tmp's generated names are safe there; set storage.type persistent "
+                        f"for a {kind} login on a single host.")
     if kind == "tmp" and d.get("storage", {}).get("type") == "persistent":
         problems.append(f"{w}.storage.type persistent with auth.type tmp: temporary accounts have no storage; "
                         f"set storage.type none.")

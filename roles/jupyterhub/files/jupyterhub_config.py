@@ -18,6 +18,7 @@ with open(os.environ["SCIOPS_JUPYTERHUB_SETTINGS"], encoding="utf-8") as handle:
 # A hub user's name as a unix name and a state directory's name: nothing that could leave the
 # directory it names.
 SAFE_NAME = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
+# systemd keeps a DynamicUser's StateDirectory in /var/lib/private/<name>, linked from /var/lib/<name>.
 STATE_ROOTS = ("/var/lib/private", "/var/lib")
 
 
@@ -54,15 +55,17 @@ class SciopsSystemdSpawner(SystemdSpawner):
         if not SAFE_NAME.match(name) or name in (".", ".."):
             self.log.warning("Not removing the state directory of %r (not a plain name)", name)
             return
-        for root in STATE_ROOTS:
-            path = os.path.join(root, name)
-            if os.path.islink(path):
-                os.unlink(path)
-                self.log.info("Removed %s (the link to the deleted user's state directory)", path)
-            elif os.path.isdir(path) and os.path.dirname(os.path.realpath(path)) == root:
-                shutil.rmtree(path)
-                self.log.info("Removed %s (the deleted user's state directory)", path)
-
+        private_root, link_root = STATE_ROOTS
+        state_dir = os.path.join(private_root, name)
+        link = os.path.join(link_root, name)
+        # /var/lib/<name> goes only as the link systemd made to the private directory, never as a
+        # directory of its own (another program's).
+        if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(state_dir):
+            os.unlink(link)
+            self.log.info("Removed %s (the link to the deleted user's state directory)", link)
+        if os.path.isdir(state_dir) and not os.path.islink(state_dir):
+            shutil.rmtree(state_dir)
+            self.log.info("Removed %s (the deleted user's state directory)", state_dir)
 
 for class_name, traits in SETTINGS["traits"].items():
     for trait, value in traits.items():

@@ -339,3 +339,11 @@ def test_the_loops_copies_hold_no_secret():
     assert [d["auth"]["client_secret"] for d in redacted] == ["", "<hidden>"]
     assert trees[1]["auth"]["client_secret"] == "test-client-secret-not-real", "the merged trees keep theirs"
     assert jupyterhub_settings(redacted[1], PATHS) == jupyterhub_settings(trees[1], PATHS)
+
+
+def test_dynamic_users_only_for_generated_names_on_a_single_host():
+    entry = {"name": "p", "profile": "private", "server_name": "p.test", "storage": {"type": "none"},
+             "auth": {"client_id": "i", "client_secret": "s", "allowed_organizations": ["o"]}}
+    problems = jupyterhub_problems([one(entry)])
+    assert len(problems) == 1 and "storage.type none runs each user as a systemd dynamic user" in problems[0]
+    assert jupyterhub_problems([one(entry)], "kubernetes") == [], "on Kubernetes no storage is a pod without a volume"
