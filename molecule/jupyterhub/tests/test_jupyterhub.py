@@ -237,6 +237,22 @@ def test_a_hub_restart_keeps_a_running_server(host):
 
 # --- the operator's view ----------------------------------------------------------------------
 
+def test_a_new_hub_version_upgrades_the_database_and_keeps_servers(host):
+    version = host.check_output("/opt/jupyterhub/hub/bin/jupyterhub --version")
+    running = host.check_output("systemctl list-units --state=running --no-legend 'jupyter-private-*' | wc -l")
+    host.check_output("echo 5.2.0 > /var/lib/jupyterhub/private/hub-version")  # as after an upgrade of the package
+    run = run_playbook(PLAYBOOK, "-v")
+    assert run.rc == 0, run.output[-3000:]
+    assert f"upgraded the database from JupyterHub 5.2.0 to {version}" in run.output
+    assert host.file("/var/lib/jupyterhub/private/hub-version").content_string.strip() == version
+    again = run_playbook(PLAYBOOK)
+    assert again.rc == 0 and again.total("changed") == 0, "once only: " + again.output[-3000:]
+    client = HubClient(FRONT, PRIVATE)
+    wait_until(lambda: client.request("GET", "/hub/health").status_code == 200, 60, what="the hub's health")
+    assert host.check_output("systemctl list-units --state=running --no-legend 'jupyter-private-*' | wc -l") == running
+
+
+
 def test_check_mode_changes_nothing_and_verbose_output_holds_no_secret(host):
     secrets = [CLIENT_SECRET]
     for name in ("public", "private"):
