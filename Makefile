@@ -32,7 +32,7 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 # runs a check without Mitogen, so the plain path stays tested. Every molecule scenario must be
 # named here (make test refuses to start otherwise).
 TEST_CHECKS ?= lint&collection&unit&sanity&plain:molecule:common molecule:letsencrypt&molecule:postgres_upgrade \
-  molecule:postgres molecule:services local-e2e
+  molecule:postgres&molecule:jupyterhub molecule:services local-e2e
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
@@ -54,8 +54,9 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-tools: ## Install the host commands the checks call (dig, openssl, curl, shellcheck)
+tools: venv ## Install the host commands the checks call (dig, openssl, curl, shellcheck, npm, unzip; helm into .venv/bin)
 	@scripts/ensure-host-tools.sh
+	@scripts/ensure-helm.sh
 
 docker: ## Use the running Docker engine, or install and start one (root, Debian)
 	@scripts/preflight.sh
