@@ -201,3 +201,22 @@ class Kernel:
         if not replied:
             raise AssertionError(f"no execute_reply in {timeout} s for {code!r}")
         return out
+
+
+def wait_until(check, limit, step=2, what="condition"):
+    """Seconds until check() is true, polled every step seconds; AssertionError after limit."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if check():
+            return time.monotonic() - start
+        time.sleep(step)
+    raise AssertionError(f"{what}: not within {limit} s")
+
+
+def running_tmp_server(front, server_name):
+    """A temporary account's client whose server runs, and the seconds the spawn took."""
+    client = HubClient(front, server_name)
+    client.tmp_login()
+    client.start_server()  # already pending when the login started it (400), else it starts now
+    took = client.wait_for_server()
+    return client, took

@@ -9,7 +9,7 @@ import json
 import time
 
 from sciops_testing import run_playbook
-from tests.jupyterhub.hub_client import HubClient
+from tests.jupyterhub.hub_client import HubClient, running_tmp_server, wait_until
 
 FRONT = "172.30.47.10"
 PUBLIC = "public.hub.test"
@@ -21,14 +21,6 @@ PLAYBOOK = "molecule/jupyterhub/converge.yml"
 testinfra_hosts = ["mol-jh-hub"]
 
 
-def running_server(name=PUBLIC):
-    client = HubClient(FRONT, name)
-    client.tmp_login()
-    client.start_server()  # already pending when the login started it (400), else it starts now
-    took = client.wait_for_server()
-    return client, took
-
-
 def changed_tasks(output):
     """The tasks a playbook run reports changed (their TASK lines), for the failure messages."""
     found, task = [], None
@@ -38,15 +30,6 @@ def changed_tasks(output):
         elif line.startswith("changed:") and task and task not in found:
             found.append(task)
     return found
-
-
-def wait_until(check, limit, step=2, what="condition"):
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        if check():
-            return time.monotonic() - start
-        time.sleep(step)
-    raise AssertionError(f"{what}: not within {limit} s")
 
 
 # --- the node ---------------------------------------------------------------------------------
@@ -103,7 +86,7 @@ def test_the_database_records_the_hub_version(host):
 # --- the public hub ---------------------------------------------------------------------------
 
 def test_a_temporary_login_spawns_a_server_whose_kernel_runs_a_cell():
-    client, took = running_server()
+    client, took = running_tmp_server(FRONT, PUBLIC)
     print(f"\npublic hub: login to a running server {took:.1f} s")
     kernel_id = client.start_kernel()
     kernel = client.kernel(kernel_id)
@@ -121,15 +104,15 @@ def test_a_temporary_login_spawns_a_server_whose_kernel_runs_a_cell():
 
 
 def test_the_default_ui_is_jupyterlab():
-    client, _ = running_server()
+    client, _ = running_tmp_server(FRONT, PUBLIC)
     response, path = client.follow("/hub/")
     assert path.startswith(f"/user/{client.user}/lab"), path
     assert "JupyterLab" in response.text
 
 
 def test_users_run_as_other_uids_and_cannot_read_each_others_files(host):
-    first, _ = running_server()
-    second, _ = running_server()
+    first, _ = running_tmp_server(FRONT, PUBLIC)
+    second, _ = running_tmp_server(FRONT, PUBLIC)
     assert first.user != second.user
     k1, k2 = first.kernel(first.start_kernel()), second.kernel(second.start_kernel())
     try:
@@ -153,7 +136,7 @@ def test_users_run_as_other_uids_and_cannot_read_each_others_files(host):
 
 def test_the_shared_data_is_read_only_and_no_sudo(host):
     host.run(f"echo shared > {SHARED}/README.txt")
-    client, _ = running_server()
+    client, _ = running_tmp_server(FRONT, PUBLIC)
     kernel = client.kernel(client.start_kernel())
     try:
         out = kernel.execute(f"print(open('{SHARED}/README.txt').read().strip())\n"
@@ -169,7 +152,7 @@ def test_the_shared_data_is_read_only_and_no_sudo(host):
 
 
 def test_a_cell_past_the_memory_limit_is_killed(host):
-    client, _ = running_server()
+    client, _ = running_tmp_server(FRONT, PUBLIC)
     limit = host.check_output(f"systemctl show -p MemoryMax --value jupyter-public-{client.user}")
     assert limit == str(512 * 1024 * 1024)
     assert host.check_output(f"systemctl show -p OOMPolicy --value jupyter-public-{client.user}") == "continue"

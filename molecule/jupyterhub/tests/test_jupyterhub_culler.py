@@ -4,34 +4,16 @@ user's server is culled, the user is deleted from the hub and its state director
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from sciops_testing import run_playbook
-from tests.jupyterhub.hub_client import HubClient
+from tests.jupyterhub.hub_client import running_tmp_server, wait_until
 
 FRONT = "172.30.47.10"
 PUBLIC = "public.hub.test"
 PLAYBOOK = "molecule/jupyterhub/converge.yml"
 
 testinfra_hosts = ["mol-jh-hub"]
-
-
-def wait_until(check, limit, step=2, what="condition"):
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        if check():
-            return time.monotonic() - start
-        time.sleep(step)
-    raise AssertionError(f"{what}: not within {limit} s")
-
-
-def running_server():
-    client = HubClient(FRONT, PUBLIC)
-    client.tmp_login()
-    client.start_server()
-    client.wait_for_server()
-    return client
 
 
 @pytest.fixture
@@ -46,7 +28,7 @@ def short_culling():
 
 def test_the_culler_removes_an_idle_temporary_user_and_its_state(host, short_culling):
     assert "--timeout=30" in host.check_output("ps -eo args | grep [j]upyterhub_idle_culler")
-    client = running_server()
+    client, _ = running_tmp_server(FRONT, PUBLIC)
     user = client.user
     kernel = client.kernel(client.start_kernel())
     try:
