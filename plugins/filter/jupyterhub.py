@@ -584,6 +584,62 @@ def jupyterhub_frontdoor_services(merged, host, upstream="127.0.0.1", proxy_read
     return out
 
 
+LOOPBACK_PREFIX = "127."
+
+
+def _host_deployments(hv):
+    """A hub node's deployments merged from its own variables (hostvars), without the vault's
+    layer: the front door and the firewall need names, addresses and ports, never a secret."""
+    if str(hv.get("jupyterhub_mode", "systemd")) != "systemd":
+        return []
+    merged = jupyterhub_deployments(hv.get("jupyterhub_deployments") or [], hv.get("jupyterhub_common") or {},
+                                    hv.get("jupyterhub_environment") or {}, {}, hv.get("jupyterhub_profiles") or {})
+    return [d for d in merged if d.get("state") == "present" and d.get("server_name")]
+
+
+def jupyterhub_frontdoor_catalogue(hub_hosts, hostvars, frontdoor_hosts):
+    """The hubs of every hub node (hub_hosts: the jupyterhub group) as front door entries, built from
+    the inventory alone, so every playbook that configures the front door (services.yml,
+    jupyterhub.yml) serves the same hubs and a front door may sit on another node than its hubs.
+    A hub whose proxy listens on loopback can only be served by a front door on its own node: any
+    other layout is refused with the variable to set."""
+    entries, seen = [], {}
+    frontdoor_hosts = [str(h) for h in frontdoor_hosts or []]
+    for host in [str(h) for h in hub_hosts or []]:
+        for d in _host_deployments(hostvars[host]):
+            where = f"{host}: jupyterhub_deployments[{d['name']}]"
+            others = [h for h in frontdoor_hosts if h != host]
+            if d["bind_ip"].startswith(LOOPBACK_PREFIX) and others:
+                _fail(f"{where}.bind_ip is {d['bind_ip']} (loopback), but the front door {', '.join(others)} is another "
+                      f"node: set bind_ip to {host}'s private address (the firewall then opens port {d['port']} to the "
+                      f"front doors only), or put the hub on the front door's node.")
+            upstream = d["bind_ip"]
+            if upstream == "0.0.0.0":
+                _fail(f"{where}.bind_ip 0.0.0.0 would expose the hub's proxy on every address: set {host}'s "
+                      f"private address (or 127.0.0.1 when the front door is on the same node).")
+            for entry in jupyterhub_frontdoor_services([d], host, upstream=upstream):
+                for name in [entry["server_name"]] + entry["server_aliases"]:
+                    if name in seen:
+                        _fail(f"{where}.server_name {name} is also served for {seen[name]}: give each hub its own name.")
+                    seen[name] = where
+                if any(e["name"] == entry["name"] for e in entries):
+                    entry["name"] = f"{entry['name']}_{re.sub('[^a-z0-9_]', '_', host.lower())}"
+                entries.append(entry)
+    return entries
+
+
+def jupyterhub_firewall_rules(merged, frontdoor_addresses):
+    """Inbound rules (the common role's common_firewall_rules) for the hubs of this node whose proxy
+    listens on a non-loopback address: its port, from the front doors only."""
+    rules = []
+    for d in merged or []:
+        if d.get("state") != "present" or str(d.get("bind_ip", "")).startswith(LOOPBACK_PREFIX):
+            continue
+        rules.append({"port": d["port"], "sources": sorted({str(a) for a in frontdoor_addresses or []}),
+                      "comment": f"jupyterhub {d['name']} proxy from the front door"})
+    return rules
+
+
 def jupyterhub_user_envs(merged):
     """The users' environments to build: [{name, packages}], one per name."""
     seen = {}
@@ -619,6 +675,8 @@ class FilterModule(object):
             "jupyterhub_settings": jupyterhub_settings,
             "jupyterhub_z2jh_values": jupyterhub_z2jh_values,
             "jupyterhub_frontdoor_services": jupyterhub_frontdoor_services,
+            "jupyterhub_frontdoor_catalogue": jupyterhub_frontdoor_catalogue,
+            "jupyterhub_firewall_rules": jupyterhub_firewall_rules,
             "jupyterhub_redacted": jupyterhub_redacted,
             "jupyterhub_user_envs": jupyterhub_user_envs,
             "jupyterhub_summary": jupyterhub_summary,

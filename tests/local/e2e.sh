@@ -59,14 +59,17 @@ checks=(
   "www.local.sciops.test|/|</html>"
   "docs.local.sciops.test|/|Developers"
   "docs.local.sciops.test|/deployment.html|</html>"
+  "hub.local.sciops.test|/hub/api/|\"version\""
+  "lab.local.sciops.test|/hub/api/|\"version\""
 )
 for check in "${checks[@]}"; do
   IFS='|' read -r name path text <<<"$check"
-  grep -qE "Service +[a-z_]+ +https://$name/" "$out" || fail "the summary does not show $name"
+  grep -qE "(Service +[a-z_]+|JupyterHub +local-hub1 +[a-z]+:) +https://$name/" "$out" || fail "the summary does not show $name"
   body=$(get "$name" "$path") || fail "$name$path: no verified HTTPS answer"
   grep -qF "$text" <<<"$body" || fail "$name$path does not contain '$text'"
 done
-for name in nmpi.local.sciops.test quotas.local.sciops.test www.local.sciops.test docs.local.sciops.test; do
+for name in nmpi.local.sciops.test quotas.local.sciops.test www.local.sciops.test docs.local.sciops.test \
+            hub.local.sciops.test lab.local.sciops.test; do
   # HTTP redirects to HTTPS; HSTS and the security headers are sent; no version token.
   redirect=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --resolve "$name:80:172.30.40.21" "http://$name/x")
   [ "$redirect" = "301 https://$name/x" ] || fail "$name: plain HTTP answered $redirect"
@@ -76,7 +79,11 @@ for name in nmpi.local.sciops.test quotas.local.sciops.test www.local.sciops.tes
     grep -qiE "^$header" <<<"$headers" || fail "$name: no '$header' header"
   done
 done
-log "nmpi, quotas (routed to the job-queue API, which serves projects and quotas), www (splash) and docs (Sphinx) verified"
+log "nmpi, quotas (routed to the job-queue API, which serves projects and quotas), www (splash), docs (Sphinx) and the hubs verified"
+
+# The hubs (on local-hub1) through the front door on local-app1: logins, servers, kernels.
+PYTHONPATH="$PWD/tests/lib:$PWD" python tests/local/e2e-hubs.py 172.30.40.21 hub.local.sciops.test lab.local.sciops.test \
+  local-hub1 || fail "the hubs do not serve their users (above)"
 
 # The job-queue's download folder: writable by the service, served by the front door at /tmp_download/.
 probe="e2e-$RANDOM$RANDOM"
@@ -118,7 +125,7 @@ if [ -z "$before" ] || [ "$before" = "$after" ]; then fail "the timer's renewal 
 log "certificates renew by themselves: certbot.timer (next run $next) renewed nmpi.local.sciops.test ($before -> $after), served without a reload; under load: $renewal"
 
 log "every node is hardened: default-deny firewall; PostgreSQL refuses a node that is not an app node"
-for node in local-ca1 local-db1 local-app1; do
+for node in local-ca1 local-db1 local-app1 local-hub1; do
   # (output captured first: grep -q would end the pipe early under pipefail)
   rules=$(docker exec "$node" nft list chain inet sciops input) || fail "$node: no firewall table"
   grep -q 'policy drop' <<<"$rules" || fail "$node: no default-deny input chain"
@@ -130,6 +137,12 @@ docker exec local-ca1 python3 -c 'import socket; socket.create_connection(("172.
 docker exec local-app1 python3 -c 'import socket; socket.create_connection(("172.30.40.11", 5432), timeout=3)' \
   || fail "the database refused the app node"
 log "firewalls: 5432 reachable from local-app1, not from local-ca1"
+# The hubs' proxies listen on local-hub1's address for the front door only.
+docker exec local-ca1 python3 -c 'import socket; socket.create_connection(("172.30.40.31", 8000), timeout=3)' 2>/dev/null \
+  && fail "the public hub's proxy answered a node that is not the front door"
+docker exec local-app1 python3 -c 'import socket; socket.create_connection(("172.30.40.31", 8000), timeout=3)' \
+  || fail "the public hub's proxy refused the front door"
+log "firewalls: the hubs' proxies (local-hub1:8000, 8010) reachable from the front door only"
 
 # Every playbook refuses bad input before it changes anything (tests/local/e2e-validate.sh), and
 # the database requires TLS where the summary says so (tests/local/e2e-db.sh).

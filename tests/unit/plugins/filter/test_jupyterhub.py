@@ -8,7 +8,8 @@ import pytest
 
 from ansible_collections.sciops.platform.plugins.filter.jupyterhub import (
     AnsibleFilterError, deep_merge, jupyterhub_auth_traits, jupyterhub_culler_args, jupyterhub_culler_scopes,
-    jupyterhub_deployments, jupyterhub_frontdoor_services, jupyterhub_problems, jupyterhub_secret_env,
+    jupyterhub_deployments, jupyterhub_firewall_rules, jupyterhub_frontdoor_catalogue, jupyterhub_frontdoor_services,
+    jupyterhub_problems, jupyterhub_secret_env,
     jupyterhub_redacted, jupyterhub_settings, jupyterhub_summary, jupyterhub_user_envs)
 from tests.jupyterhub.hierarchy import layers, merged
 
@@ -315,6 +316,61 @@ def test_frontdoor_entries_one_port_both_colours():
     assert public["upstream"] == ["127.0.0.1"] and public["host_list"] == ["mol-jh-hub"]
     assert public["server_name"] == "public.hub.test"
     assert public["health_path"] == "/hub/health"
+
+
+def _hub_vars(bind_ip="127.0.0.1", **extra):
+    hv = {"jupyterhub_deployments": [{"name": "public", "profile": "public", "server_name": "hub.test"},
+                                     {"name": "private", "profile": "private", "server_name": "lab.test",
+                                      "port": 8010, "proxy_api_port": 8011, "hub_port": 8091,
+                                      "auth": {"client_id": "id", "allowed_organizations": ["org"]}},
+                                     {"name": "off", "state": "absent", "server_name": "off.test", "port": 8020}],
+          "jupyterhub_common": {"bind_ip": bind_ip},
+          # The vault's layer is never read for the front door: a broken one changes nothing.
+          "jupyterhub_secrets": "not even a mapping"}
+    hv.update(extra)
+    return hv
+
+
+def test_catalogue_serves_each_present_hub_from_the_inventory_alone():
+    entries = jupyterhub_frontdoor_catalogue(["hub1"], {"hub1": _hub_vars()}, ["hub1"])
+    assert [(e["server_name"], e["upstream"], e["ports"]["blue"]) for e in entries] == [
+        ("hub.test", ["127.0.0.1"], 8000), ("lab.test", ["127.0.0.1"], 8010)]
+    assert "client_secret" not in json.dumps(entries)
+
+
+def test_catalogue_proxies_to_the_hub_node_when_the_front_door_is_elsewhere():
+    entries = jupyterhub_frontdoor_catalogue(["hub1"], {"hub1": _hub_vars("10.0.0.31")}, ["web1"])
+    assert {e["upstream"][0] for e in entries} == {"10.0.0.31"}
+    assert entries[0]["host_list"] == ["hub1"]
+
+
+def test_catalogue_refuses_a_loopback_hub_behind_another_node():
+    with pytest.raises(AnsibleFilterError, match=r"hub1: jupyterhub_deployments\[public\].bind_ip is 127.0.0.1 .*web1"):
+        jupyterhub_frontdoor_catalogue(["hub1"], {"hub1": _hub_vars()}, ["web1"])
+
+
+def test_catalogue_refuses_every_address_and_a_name_served_twice():
+    with pytest.raises(AnsibleFilterError, match="0.0.0.0 would expose"):
+        jupyterhub_frontdoor_catalogue(["hub1"], {"hub1": _hub_vars("0.0.0.0")}, ["web1"])
+    hosts = {"hub1": _hub_vars("10.0.0.31"), "hub2": _hub_vars("10.0.0.32")}
+    with pytest.raises(AnsibleFilterError, match="hub.test is also served"):
+        jupyterhub_frontdoor_catalogue(["hub1", "hub2"], hosts, ["web1"])
+
+
+def test_catalogue_skips_kubernetes_hubs_and_names_entries_apart_per_node():
+    hub2 = _hub_vars("10.0.0.32")
+    hub2["jupyterhub_deployments"] = [{"name": "public", "profile": "public", "server_name": "hub2.test"}]
+    hosts = {"hub1": _hub_vars("10.0.0.31"), "hub2": hub2, "k8s": _hub_vars(jupyterhub_mode="kubernetes")}
+    names = [e["name"] for e in jupyterhub_frontdoor_catalogue(["hub1", "hub2", "k8s"], hosts, ["web1"])]
+    assert names == ["jupyterhub_public", "jupyterhub_private", "jupyterhub_public_hub2"]
+
+
+def test_firewall_opens_only_non_loopback_hubs_to_the_front_doors():
+    merged_ = jupyterhub_deployments(_hub_vars("10.0.0.31")["jupyterhub_deployments"], {"bind_ip": "10.0.0.31"})
+    assert jupyterhub_firewall_rules(merged_, ["10.0.0.21", "10.0.0.20"]) == [
+        {"port": 8000, "sources": ["10.0.0.20", "10.0.0.21"], "comment": "jupyterhub public proxy from the front door"},
+        {"port": 8010, "sources": ["10.0.0.20", "10.0.0.21"], "comment": "jupyterhub private proxy from the front door"}]
+    assert jupyterhub_firewall_rules(jupyterhub_deployments(_hub_vars()["jupyterhub_deployments"]), ["10.0.0.21"]) == []
 
 
 def test_user_envs_are_built_once_per_name():
