@@ -46,6 +46,9 @@ DEFAULTS = {
     "pip_extra_args": "",
     "entry_point": "",
     "workers": 2,
+    # Database connections one worker process may hold at most (its pool's size; 0: none). The
+    # platform sizes PostgreSQL's max_connections from it (database_connections).
+    "db_connections": 0,
     "env": {},
     "secret_env": {},
     "bootstrap": {"command": "", "script": ""},
@@ -226,10 +229,13 @@ def _check(entry, where):
         if not 1024 <= port <= 65535:
             _fail(f"{where}.ports.{colour} {port} is outside 1024-65535.")
         ports[colour] = port
-    try:
-        entry["workers"] = int(entry["workers"])
-    except (TypeError, ValueError):
-        _fail(f"{where}.workers must be a number.")
+    for key in ("workers", "db_connections"):
+        try:
+            entry[key] = int(entry[key])
+        except (TypeError, ValueError):
+            _fail(f"{where}.{key} must be a number.")
+        if entry[key] < 0:
+            _fail(f"{where}.{key} must be 0 or more.")
     if not entry["server_package"]:
         entry["server_package"] = entry["server"]
     # What pip installs beside the application. uvicorn runs on uvloop: with several workers,
@@ -337,6 +343,17 @@ def app_hosts(services, groups):
     return hosts
 
 
+def database_connections(catalogue):
+    """The database connections the services of a catalogue (webservice_catalogue) may hold at
+    once: for each service, its hosts x workers x db_connections x 2 (both colours run during a
+    deploy or a switch)."""
+    total = 0
+    for entry in _plain(catalogue or []):
+        if entry.get("kind") != "static":
+            total += len(entry.get("host_list", [])) * int(entry.get("workers", 0)) * int(entry.get("db_connections", 0)) * 2
+    return total
+
+
 def service_summary(services, frontdoor_host, address):
     """The summary's lines for the services a front door serves."""
     lines = []
@@ -391,5 +408,6 @@ class FilterModule(object):
             "service_env": service_env,
             "node_addresses": node_addresses,
             "app_hosts": app_hosts,
+            "database_connections": database_connections,
             "service_summary": service_summary,
         }

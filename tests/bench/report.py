@@ -20,7 +20,7 @@ import sys
 # Roles of a platform run, in the order site.yml runs them; others follow in the order they ran.
 ROLE_ORDER = [
     "sciops.platform.common", "sciops.platform.acme_test_ca", "sciops.platform.postgres",
-    "sciops.platform.webservice", "sciops.platform.nmpi_queue", "sciops.platform.frontdoor",
+    "sciops.platform.jupyterhub", "sciops.platform.webservice", "sciops.platform.nmpi_queue", "sciops.platform.frontdoor",
     "sciops.platform.letsencrypt",
 ]
 PLAYBOOK = "(playbook)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.sciops.platform.plugins.filter.services import (
-    AnsibleFilterError, app_hosts, colour_firewall_rules, frontdoor_certificates, frontdoor_defaults,
+    AnsibleFilterError, app_hosts, colour_firewall_rules, database_connections, frontdoor_certificates, frontdoor_defaults,
     frontdoor_headers, service_entries, service_env, service_named, services_on_host)
 
 GROUPS = {"all": ["fd1", "app1", "app2", "db1"], "frontdoor": ["fd1"], "nmpi_queue": ["app1", "app2"],
@@ -146,3 +146,19 @@ def test_a_static_site_installs_no_server():
     # a static site's build key must not change with the Python servers' packages
     (entry,) = entries(splash())
     assert entry["server_packages"] == []
+
+
+def test_database_connections_count_every_pool_of_both_colours():
+    profiles = {"nmpi_queue": dict(PROFILES["nmpi_queue"], db_connections=10)}
+    catalogue = service_entries([nmpi(), echo(), splash()], profiles, GROUPS, ADDRESSES)
+    # nmpi_queue: 2 app nodes x 2 workers x 10 pooled connections x 2 colours; echo and splash hold none.
+    assert database_connections(catalogue) == 80
+    catalogue = service_entries([nmpi(workers=4), echo(db_connections=5)], profiles, GROUPS, ADDRESSES)
+    assert database_connections(catalogue) == 2 * 4 * 10 * 2 + 1 * 2 * 5 * 2
+
+
+def test_db_connections_must_be_a_count():
+    with pytest.raises(AnsibleFilterError, match=r"echo.*db_connections must be 0 or more"):
+        service_entries([echo(db_connections=-1)], None, GROUPS, ADDRESSES)
+    with pytest.raises(AnsibleFilterError, match=r"db_connections must be a number"):
+        service_entries([echo(db_connections="many")], None, GROUPS, ADDRESSES)
