@@ -54,7 +54,7 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-tools: venv ## Install the host commands the checks call (dig, openssl, curl, shellcheck, npm, unzip; helm into .venv/bin)
+tools: venv ## Install the host commands the checks call (dig, openssl, curl, shellcheck, npm, unzip, chromium, chromedriver; helm into .venv/bin)
 	@scripts/ensure-host-tools.sh
 	@scripts/ensure-helm.sh
 
