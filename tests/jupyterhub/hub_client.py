@@ -220,3 +220,43 @@ def running_tmp_server(front, server_name):
     client.start_server()  # already pending when the login started it (400), else it starts now
     took = client.wait_for_server()
     return client, took
+
+
+# The token of the hub's idle culler (a service the hub starts with a token of its own, whose role has
+# only list:users, read:users:activity, read:servers, delete:servers and admin:users): enough to
+# delete the users a test or the benchmark made. A temporary hub has no admin user to log in as.
+CULLER_TOKEN_COMMAND = (
+    "hub=$(systemctl show -p MainPID --value jupyterhub-{name}) && "
+    "pid=$(pgrep -P \"$hub\" -f jupyterhub_idle_culler | head -1) && "
+    "tr '\\0' '\\n' < /proc/$pid/environ | sed -n 's/^JUPYTERHUB_API_TOKEN=//p'")
+
+
+def culler_token_command(deployment):
+    """The shell command that prints the idle culler's token of the hub <deployment>, on its node."""
+    return CULLER_TOKEN_COMMAND.format(name=deployment)
+
+
+def delete_users(front, server_name, token, users, limit=180, workers=4):
+    """Delete the hub users (their servers are stopped first) with an admin:users token; returns the
+    names that could not be deleted within limit seconds. A 400 (the server is still stopping) is
+    retried; 404 (already gone) counts as deleted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    deadline = time.monotonic() + limit
+
+    def delete(user):
+        client = HubClient(front, server_name)
+        while time.monotonic() < deadline:
+            try:
+                response = client.request("DELETE", f"/hub/api/users/{user}",
+                                          headers={"Authorization": f"token {token}"}, timeout=60)
+            except requests.RequestException:
+                time.sleep(2)
+                continue
+            if response.status_code in (204, 404):
+                return None
+            time.sleep(2)
+        return user
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [user for user in pool.map(delete, list(users)) if user]
