@@ -3,12 +3,14 @@
 # by class, the idle culler as a service and its role) and reads the secrets from the hub's
 # environment (secrets.env, proxy.env), so neither this file nor settings.json holds a secret.
 # pylint: disable=undefined-variable  (c is the configuration object JupyterHub passes in)
+import asyncio
 import json
 import os
 import pwd
 import re
 import shutil
 import subprocess
+import time
 
 from systemdspawner import SystemdSpawner
 
@@ -32,7 +34,27 @@ class SciopsSystemdSpawner(SystemdSpawner):
         accounts = SETTINGS.get("system_users")
         if accounts:
             self._ensure_account(accounts["prefix"] + self.user.name, accounts["home_base"])
-        return await super().start()
+        ip, port = await super().start()
+        await self._wait_for_port(ip or "127.0.0.1", port)
+        return ip, port
+
+    async def _wait_for_port(self, ip, port, step=0.1):
+        """Return once the server accepts connections (or its unit has stopped, or http_timeout has
+        passed: the hub then reports it as usual). SystemdSpawner returns when the unit runs, about
+        1.8 s before the server listens, and the hub's own check backs off exponentially with
+        jitter, so it saw servers that were up as much as 4 s late."""
+        deadline = time.monotonic() + self.http_timeout
+        while time.monotonic() < deadline:
+            try:
+                _reader, writer = await asyncio.open_connection(ip, port)
+            except OSError:
+                if await self.poll() is not None:
+                    return
+                await asyncio.sleep(step)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
 
     def _ensure_account(self, unix_name, home_base):
         if not SAFE_NAME.match(unix_name) or len(unix_name) > 32:

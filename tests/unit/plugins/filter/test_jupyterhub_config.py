@@ -9,6 +9,7 @@ import asyncio
 import json
 import runpy
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -36,7 +37,12 @@ class StandInConfig:
 
 
 class StandInSystemdSpawner:
+    """SystemdSpawner's surface: start() returns (ip, port) once the unit runs, poll() is None while
+    it runs; port is where the tests' server listens (or nothing does)."""
     started = False
+    port = 1
+    http_timeout = 5
+    exit_status = None
 
     def __init__(self, name):
         self.user = types.SimpleNamespace(name=name)
@@ -44,7 +50,36 @@ class StandInSystemdSpawner:
 
     async def start(self):
         self.started = True
-        return ("127.0.0.1", 1234)
+        return ("127.0.0.1", self.port)
+
+    async def poll(self):
+        return self.exit_status
+
+
+def start_listening_after(spawner, delay):
+    """Run spawner.start() while a loopback server starts listening delay seconds in; returns
+    (start's result, seconds start took, seconds after the server listened)."""
+    async def scenario():
+        import socket
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        spawner.port = probe.getsockname()[1]
+        probe.close()
+        listening = {}
+
+        async def listen():
+            await asyncio.sleep(delay)
+            server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", spawner.port)
+            listening["at"] = time.monotonic()
+            return server
+        began = time.monotonic()
+        task = asyncio.create_task(listen())
+        result = await spawner.start()
+        took = time.monotonic() - began
+        server = await task
+        server.close()
+        return result, took, time.monotonic() - listening["at"]
+    return asyncio.run(scenario())
 
 
 @pytest.fixture
@@ -131,7 +166,8 @@ def test_a_persistent_hub_creates_the_system_account_first(load, monkeypatch):
         raise KeyError(name)
     monkeypatch.setitem(spawner_globals, "pwd", types.SimpleNamespace(getpwnam=missing))
     spawner = spawner_class("alice")
-    assert asyncio.run(spawner.start()) == ("127.0.0.1", 1234) and spawner.started
+    result, _took, _late = start_listening_after(spawner, 0)
+    assert result == ("127.0.0.1", spawner.port) and spawner.started
     assert made == [["useradd", "--create-home", "--home-dir", "/home/jupyter-alice", "--shell", "/bin/bash",
                      "--user-group", "jupyter-alice"]]
     with pytest.raises(ValueError, match="cannot be a system user name"):
@@ -145,3 +181,18 @@ def test_a_directory_of_another_program_is_never_removed(load, tmp_path):
     (public / "dpkg" / "status").write_text("keep")
     spawner_class("dpkg").delete_forever()
     assert (public / "dpkg" / "status").read_text() == "keep"
+
+
+def test_start_returns_as_soon_as_the_server_listens(load):
+    spawner = load("public").JupyterHub.spawner_class("0b5e6f0c-2d3a-4c4e-9a63-7d3c1f2b9e10")
+    result, took, late = start_listening_after(spawner, 0.5)
+    assert result == ("127.0.0.1", spawner.port)
+    assert 0.5 <= took < 1.5 and late < 0.5, (took, late)
+
+
+def test_start_does_not_wait_for_a_server_whose_unit_stopped(load):
+    spawner = load("public").JupyterHub.spawner_class("0b5e6f0c-2d3a-4c4e-9a63-7d3c1f2b9e10")
+    spawner.exit_status = 1
+    began = time.monotonic()
+    assert asyncio.run(spawner.start()) == ("127.0.0.1", 1)
+    assert time.monotonic() - began < 1, "a stopped unit is reported at once, not after http_timeout"
