@@ -53,8 +53,8 @@ CHROMIUM_ARGS = [
     # reaches nothing but the scenario's node.
     f"--host-resolver-rules=MAP {PUBLIC} {FRONT}, MAP {PRIVATE} {FRONT}, MAP * ~NOTFOUND, EXCLUDE {FRONT}",
     "--no-proxy-server",
-    # The scenario's front door serves a self-signed placeholder certificate (playbooks/jupyterhub.yml
-    # "Serve the hubs (self-signed placeholder until a certificate exists)": no ACME CA in this
+    # The scenario's front door serves a self-signed placeholder certificate (playbooks/frontdoor.yml
+    # "Serve them (self-signed placeholder until a certificate exists ...)": no ACME CA in this
     # scenario), which no browser can verify; test_front_door_serves_a_self_signed_placeholder
     # checks that this is still so.
     "--ignore-certificate-errors",
