@@ -126,8 +126,31 @@ def screenshot(driver, name):
     return path
 
 
+# Chromium drops a page's requests with ERR_NETWORK_CHANGED when the host's interfaces change:
+# the checks that run beside this scenario create and remove docker networks (bridges) on the
+# same host. A person would press Reload; so does the test, a bounded number of times.
+NETWORK_CHANGED_RELOADS = 5
+
+
 def wait(driver, seconds, condition, message):
-    return WebDriverWait(driver, seconds, poll_frequency=0.5).until(condition, message)
+    reloads = []
+
+    def checked(d):
+        if len(reloads) < NETWORK_CHANGED_RELOADS and network_changed(d):
+            reloads.append(d.current_url)
+            print(f"\nbrowser: ERR_NETWORK_CHANGED at {d.current_url} (another check changed the host's networks): reloading")
+            d.refresh()
+            return False
+        return condition(d)
+    return WebDriverWait(driver, seconds, poll_frequency=0.5).until(checked, message)
+
+
+def network_changed(driver):
+    """The browser shows Chromium's error page for a network change (and nothing else)."""
+    with contextlib.suppress(WebDriverException):
+        if str(driver.execute_script("return document.URL")).startswith("chrome-error://"):
+            return "ERR_NETWORK_CHANGED" in driver.find_element(By.TAG_NAME, "body").text
+    return False
 
 
 def lab_user(driver, server_name):
