@@ -160,11 +160,26 @@ def lab_user(driver, server_name):
     return found.group(1) if url.hostname == server_name and found else None
 
 
+# JupyterLab's page with no application after this long: one of its scripts was lost (a network
+# change drops subresources too, without an error page); reloaded, as a person would.
+LAB_BLANK_S = 45
+
+
 def wait_for_jupyterlab(driver, server_name):
     """Wait until the browser is in a user's JupyterLab with its launcher shown (the spawn, the
     pending page's redirect, the server's OAuth hand-shake and the app's load); returns the user."""
+    blank = {"since": None, "reloads": 0}
+
     def ready(d):
         if lab_user(d, server_name) is None:
+            blank["since"] = None
+            return False
+        if not d.find_elements(By.CSS_SELECTOR, ".jp-LabShell"):
+            blank["since"] = blank["since"] or time.monotonic()
+            if time.monotonic() - blank["since"] > LAB_BLANK_S and blank["reloads"] < NETWORK_CHANGED_RELOADS:
+                print(f"\nbrowser: JupyterLab did not start at {d.current_url} within {LAB_BLANK_S} s (a script lost): reloading")
+                blank.update(since=None, reloads=blank["reloads"] + 1)
+                d.refresh()
             return False
         cards = d.find_elements(By.CSS_SELECTOR, '.jp-LauncherCard[data-category="Notebook"]')
         return cards[0] if cards and cards[0].is_displayed() else False
