@@ -141,8 +141,23 @@ def wait(driver, seconds, condition, message):
             print(f"\nbrowser: ERR_NETWORK_CHANGED at {d.current_url} (another check changed the host's networks): reloading")
             d.refresh()
             return False
+        if len(reloads) < NETWORK_CHANGED_RELOADS and dismissed_unreachable_dialog(d):
+            reloads.append(d.current_url)
+            print("\nbrowser: JupyterLab lost a request to its server ('Server unavailable or unreachable'): dismissed")
+            return False
         return condition(d)
     return WebDriverWait(driver, seconds, poll_frequency=0.5).until(checked, message)
+
+
+def dismissed_unreachable_dialog(driver):
+    """JupyterLab's 'Server unavailable or unreachable' dialog (a request to the server failed; the
+    server itself runs) dismissed, as a person would; True when there was one."""
+    with contextlib.suppress(WebDriverException):
+        for dialog in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
+            if "Server unavailable or unreachable" in dialog.text:
+                dialog.find_element(By.XPATH, ".//button[normalize-space()='Dismiss']").click()
+                return True
+    return False
 
 
 def network_changed(driver):
