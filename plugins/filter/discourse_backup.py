@@ -3,6 +3,7 @@ containers/app.yml (only the env: keys named, every other byte kept), the backup
 and the role's preflight checks (each problem names the variable and the fix)."""
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -203,6 +204,53 @@ def discourse_backup_problems(config):
     return problems
 
 
+def discourse_backup_bucket_drift(buckets, wanted):
+    """What a run would change on the bucket, from amazon.aws.s3_bucket_info's buckets (with the
+    bucket_facts encryption, versioning, policy, lifecycle, public access block and ownership) and
+    the wanted settings ({name, sse_algorithm, versioning, policy, lifecycle: {prefix, expire_days,
+    noncurrent_days, abort_days}}): one short line per difference, no secret."""
+    found = [b for b in buckets or [] if b.get("name") == wanted["name"]]
+    if not found:
+        return [f"create the bucket {wanted['name']}"]
+    info = found[0]
+    drift = []
+    block = (info.get("public_access_block") or {}).get("PublicAccessBlockConfiguration") or {}
+    if not all(block.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")):
+        drift.append("block all public access")
+    rules = ((info.get("bucket_ownership_controls") or {}).get("OwnershipControls") or {}).get("Rules") or []
+    if [r.get("ObjectOwnership") for r in rules] != ["BucketOwnerEnforced"]:
+        drift.append("disable ACLs (object ownership BucketOwnerEnforced)")
+    sse = ((info.get("bucket_encryption") or {}).get("ServerSideEncryptionConfiguration") or {}).get("Rules") or [{}]
+    algorithm = (sse[0].get("ApplyServerSideEncryptionByDefault") or {}).get("SSEAlgorithm")
+    if algorithm != wanted["sse_algorithm"]:
+        drift.append(f"default encryption {algorithm} -> {wanted['sse_algorithm']}")
+    status = (info.get("bucket_versioning") or {}).get("Status") or "Disabled"
+    if (status == "Enabled") != bool(wanted["versioning"]):
+        drift.append(f"versioning {status} -> {'Enabled' if wanted['versioning'] else 'Suspended'}")
+    policy = (info.get("bucket_policy") or {}).get("Policy")
+    try:
+        current = json.loads(policy) if isinstance(policy, str) else policy
+    except ValueError:
+        current = None
+    if (current or {}).get("Statement", []) != wanted["policy"].get("Statement", []):
+        drift.append("bucket policy")
+    life = wanted.get("lifecycle") or {}
+    rule = next((r for r in (info.get("bucket_lifecycle_configuration") or {}).get("Rules") or []
+                 if r.get("ID") == "sciops-discourse-backup-retention"), None)
+    if life.get("expire_days", 0) > 0:
+        have = rule and (
+            (rule.get("Filter") or {}).get("Prefix", rule.get("Prefix")) == life["prefix"]
+            and rule.get("Status") == "Enabled"
+            and (rule.get("Expiration") or {}).get("Days") == life["expire_days"]
+            and (rule.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays") == life["noncurrent_days"]
+            and (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation") == life["abort_days"])
+        if not have:
+            drift.append(f"lifecycle: expire {life['prefix']} after {life['expire_days']} days")
+    elif rule:
+        drift.append("lifecycle: remove the expiry rule")
+    return drift
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -213,4 +261,5 @@ class FilterModule:
             "discourse_app_yml_env": discourse_app_yml_env,
             "discourse_app_yml_env_changes": discourse_app_yml_env_changes,
             "discourse_backup_problems": discourse_backup_problems,
+            "discourse_backup_bucket_drift": discourse_backup_bucket_drift,
         }

@@ -554,10 +554,17 @@ def main(argv=None):
     parser.add_argument("--config", default="/etc/sciops/discourse-backup.json")
     parser.add_argument("--now", default=os.environ.get("SCIOPS_DISCOURSE_BACKUP_NOW"),
                         help="the time to compare with (epoch seconds or ISO 8601; tests)")
+    parser.add_argument("--env-file", help="KEY=VALUE lines to add to the environment (the units' EnvironmentFile)")
     parser.add_argument("command", choices=["upload", "monitor", "drill", "fetch", "status", "alert"])
     parser.add_argument("name", nargs="?", help="drill, fetch: the backup's file name; alert: the failed unit")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
+    if args.env_file:
+        with open(args.env_file, encoding="utf-8") as handle:
+            for line in handle:
+                key, sep, value = line.strip().partition("=")
+                if sep and not key.startswith("#"):
+                    os.environ[key] = value
     now = parse_now(args.now)
     try:
         if args.command == "upload":

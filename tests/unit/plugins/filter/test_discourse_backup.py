@@ -3,6 +3,7 @@ other byte kept, idempotent), the bucket and key policies, the name grammar, the
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from ansible_collections.sciops.platform.plugins.filter.discourse_backup import 
     FilterModule,
     discourse_app_yml_env,
     discourse_app_yml_env_changes,
+    discourse_backup_bucket_drift,
     discourse_backup_bucket_policy,
     discourse_backup_iam_policy,
     discourse_backup_key_prefix,
@@ -146,4 +148,43 @@ def test_problems_name_the_variable(change, message):
 def test_filters_are_registered():
     assert set(FilterModule().filters()) == {
         "discourse_backup_key_prefix", "discourse_backup_bucket_policy", "discourse_backup_iam_policy",
-        "discourse_backup_name", "discourse_app_yml_env", "discourse_app_yml_env_changes", "discourse_backup_problems"}
+        "discourse_backup_name", "discourse_app_yml_env", "discourse_app_yml_env_changes", "discourse_backup_problems",
+        "discourse_backup_bucket_drift"}
+
+
+def _info(**change):
+    info = {
+        "name": "forum-backups",
+        "public_access_block": {"PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                                                                   "BlockPublicPolicy": True, "RestrictPublicBuckets": True}},
+        "bucket_ownership_controls": {"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}},
+        "bucket_encryption": {"ServerSideEncryptionConfiguration": {"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}},
+        "bucket_versioning": {"Status": "Enabled"},
+        "bucket_policy": {"Policy": json.dumps(discourse_backup_bucket_policy("forum-backups"))},
+        "bucket_lifecycle_configuration": {"Rules": [{
+            "ID": "sciops-discourse-backup-retention", "Filter": {"Prefix": "prod/default/"}, "Status": "Enabled",
+            "Expiration": {"Days": 30}, "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]},
+    }
+    info.update(change)
+    return [info]
+
+
+WANTED = {"name": "forum-backups", "sse_algorithm": "AES256", "versioning": True,
+          "policy": discourse_backup_bucket_policy("forum-backups"),
+          "lifecycle": {"prefix": "prod/default/", "expire_days": 30, "noncurrent_days": 7, "abort_days": 1}}
+
+
+def test_bucket_drift_reports_each_difference_and_nothing_when_converged():
+    assert discourse_backup_bucket_drift(_info(), WANTED) == []
+    assert discourse_backup_bucket_drift([], WANTED) == ["create the bucket forum-backups"]
+    drift = discourse_backup_bucket_drift(_info(
+        bucket_versioning={"Status": "Suspended"}, bucket_policy={}, public_access_block={},
+        bucket_encryption={}, bucket_ownership_controls={}), WANTED)
+    assert drift == ["block all public access", "disable ACLs (object ownership BucketOwnerEnforced)",
+                     "default encryption None -> AES256", "versioning Suspended -> Enabled", "bucket policy"]
+    assert discourse_backup_bucket_drift(_info(), {**WANTED, "lifecycle": {**WANTED["lifecycle"], "expire_days": 60}}) == [
+        "lifecycle: expire prod/default/ after 60 days"]
+    assert discourse_backup_bucket_drift(_info(), {**WANTED, "lifecycle": {"expire_days": 0}}) == [
+        "lifecycle: remove the expiry rule"]
