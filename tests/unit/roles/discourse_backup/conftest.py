@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -66,3 +68,31 @@ def script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster (Debian's server binaries, which set-up installs), run as the
+    postgres user on a Unix socket only; psql reaches it through PGHOST/PGPORT."""
+    versions = sorted(PG_BIN.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    assert versions, "PostgreSQL server binaries are missing (/usr/lib/postgresql/*/bin): apt-get install postgresql"
+    bin_dir = versions[-1].parent
+    base = tempfile.mkdtemp(prefix="sciops-drill-pg.", dir="/tmp")
+    os.chmod(base, 0o755)
+    shutil.chown(base, "postgres", "postgres")
+    data, port = os.path.join(base, "data"), _free_port()
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    try:
+        subprocess.run(as_postgres + [str(bin_dir / "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, capture_output=True)
+        subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", data, "-w", "-l", os.path.join(base, "log"), "-o",
+                                      f"-k {base} -c listen_addresses='' -p {port} -c fsync=off", "start"],
+                       check=True, capture_output=True)
+        yield {"PGHOST": base, "PGPORT": str(port), "PGUSER": "postgres", "bin_dir": str(bin_dir)}
+    finally:
+        subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", data, "-m", "immediate", "stop"], check=False,
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
