@@ -32,7 +32,7 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 # runs a check without Mitogen, so the plain path stays tested. Every molecule scenario must be
 # named here (make test refuses to start otherwise).
 TEST_CHECKS ?= lint&collection&unit&sanity&plain:molecule:common molecule:letsencrypt&molecule:postgres_upgrade \
-  molecule:postgres&molecule:jupyterhub molecule:services local-e2e
+  molecule:postgres&molecule:jupyterhub molecule:discourse_backup molecule:services local-e2e
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
