@@ -269,3 +269,23 @@ def test_check_mode_changes_nothing_and_verbose_output_has_no_key():
     assert run.rc == 0, run.output
     assert run.total("changed") == 0, run.output
     assert_no_secret(run.output)
+
+
+# --- client-side encryption (last: it leaves an encrypted newest backup) --------------------------
+def test_the_host_way_encrypts_with_age_before_the_upload(host, s3):
+    host.run_expect([0], "test -f /root/forum-age.key || age-keygen -o /root/forum-age.key")
+    public = host.check_output("age-keygen -y /root/forum-age.key")
+    settings = json.dumps({"discourse_backup_encryption": "age", "discourse_backup_age_recipients": [public]})
+    run = run_playbook(CONVERGE, "-e", settings)
+    assert run.rc == 0, run.output
+    made = standin(host, "backup")
+    rc, journal = start(host, "upload")
+    assert rc == 0 and f"{made['name']}.age" in journal, journal
+    stored = s3.get_object(Bucket=BUCKET, Key=PREFIX + made["name"] + ".age")["Body"].read()
+    assert stored.startswith(b"age-encryption.org/v1")
+    host.run_expect([0], f"{SCRIPT} fetch {made['name']}.age")
+    plain = host.check_output(f"age -d -i /root/forum-age.key {LOCAL}/{made['name']}.age | sha256sum").split()[0]
+    assert plain == host.check_output(f"sha256sum {LOCAL}/{made['name']}").split()[0]
+    assert monitor(host).rc == 0  # an encrypted newest backup is fresh and whole too
+    back = run_playbook(CONVERGE)
+    assert back.rc == 0, back.output

@@ -212,7 +212,7 @@ def write_metrics(cfg, name, metrics, keep_last_success=True):
     for metric, value in sorted(metrics.items()):
         base = metric.split("{", 1)[0]
         lines.append(f"# TYPE {base} gauge")
-        lines.append(f"{metric} {value:.6g}" if isinstance(value, float) and not value.is_integer() else
+        lines.append(f"{metric} {value:.3f}" if isinstance(value, float) and not value.is_integer() else
                      f"{metric} {int(value)}")
     os.makedirs(cfg["textfile_dir"], exist_ok=True)
     path = os.path.join(cfg["textfile_dir"], f"{METRIC_PREFIX}_{name}.prom")
@@ -577,8 +577,11 @@ def alert(cfg, unit):
     if url:
         body = json.dumps({"text": message, "unit": unit, "host": os.uname().nodename}).encode()
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310  (the operator's URL)
-            log(f"webhook answered {response.status}")
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310  (the operator's URL)
+                log(f"webhook answered {response.status}")
+        except OSError as err:
+            raise Failure(f"the webhook could not be reached ({err}); the failure above is in the journal") from None
     return {"message": message}
 
 

@@ -293,3 +293,13 @@ def test_an_unreachable_endpoint_is_one_line(script, env, capsys):
     assert run(script, env, "monitor") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("monitor failed: Could not connect to the endpoint URL"), err
+
+
+def test_an_unreachable_webhook_is_one_line_and_the_hook_fails(script, env, capsys):
+    env.cfg["webhook_url"] = "http://127.0.0.1:9/hook"
+    with open(env.config, "w") as handle:
+        json.dump(env.cfg, handle)
+    assert run(script, env, "alert", "sciops-discourse-backup-drill.service") == 1
+    captured = capsys.readouterr()
+    assert "sciops-discourse-backup-drill.service failed" in captured.out
+    assert captured.err.strip().startswith("alert failed: the webhook could not be reached") and len(captured.err.strip().splitlines()) == 1
