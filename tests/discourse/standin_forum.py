@@ -197,7 +197,7 @@ def cli(args):
                 archive.extractall(work, filter="data")
             with gzip.open(os.path.join(work, "dump.sql.gz"), "rb") as src:
                 sql = src.read()
-            psql(args, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            psql(args, "DROP SCHEMA public CASCADE")  # the dump creates it (pg_dump --schema=public)
             psql(args, None, stdin=sql)
             target = os.path.join(UPLOADS, "default")
             shutil.rmtree(target, ignore_errors=True)
