@@ -212,7 +212,8 @@ def test_the_status_playbook_shows_the_newest_backup(s3):
     newest = max(objects(s3).values(), key=lambda item: item["LastModified"])
     run = run_playbook("playbooks/forum_backup_status.yml", "--check")
     assert run.rc == 0, run.output
-    assert f"newest {newest['Key'][len(PREFIX):]}" in run.output and "monitor ok" in run.output and "last drill ok" in run.output
+    assert f"newest {newest['Key'][len(PREFIX):]}" in run.output and "monitor ok" in run.output
+    assert "last drill FAILED" in run.output  # the corrupt object's drill, just before
     assert run.total("changed") == 0
 
 
