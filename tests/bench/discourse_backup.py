@@ -81,9 +81,11 @@ def main():
                      aws_secret_access_key="bench").create_bucket(Bucket="bench-forum")
         uploads = max(1, args.size_mb // 64)
         standin = [sys.executable, str(STANDIN), "--db", "forum"]
-        subprocess.run(standin + ["init", "--users", "2000", "--topics", "500", "--posts-per-topic", "20", "--uploads",
-                                  str(uploads), "--upload-bytes", str(args.size_mb * 1024 * 1024 // uploads)],
-                       env=env, check=True, capture_output=True)
+        init = subprocess.run(standin + ["init", "--users", "2000", "--topics", "500", "--posts-per-topic", "20", "--uploads",
+                                         str(uploads), "--upload-bytes", str(args.size_mb * 1024 * 1024 // uploads)],
+                              env=env, check=False, capture_output=True, text=True)
+        if init.returncode != 0:
+            sys.exit("the stand-in forum could not be made: " + init.stderr)
         made_s, _rss, out = timed(standin + ["backup"], env)
         backup = json.loads(out.strip().splitlines()[-1])
         size = os.path.getsize(backup["path"])

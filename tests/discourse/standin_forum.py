@@ -49,6 +49,8 @@ def psql_argv(args):
 
 def psql(args, sql, database=None, stdin=None):
     argv = psql_argv(args) + ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", database or args.db]
+    if sql is not None and len(sql) > 64000:  # past what one argument may hold: on standard input
+        stdin, sql = sql.encode(), None
     if sql is not None:
         argv += ["-c", sql]
     proc = subprocess.run(argv, input=stdin, capture_output=True, check=False)
