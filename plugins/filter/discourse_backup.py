@@ -232,7 +232,7 @@ def discourse_backup_bucket_drift(buckets, wanted):
         current = json.loads(policy) if isinstance(policy, str) else policy
     except ValueError:
         current = None
-    if (current or {}).get("Statement", []) != wanted["policy"].get("Statement", []):
+    if wanted["policy"].get("Statement") and (current or {}).get("Statement", []) != wanted["policy"]["Statement"]:
         drift.append("bucket policy")
     life = wanted.get("lifecycle") or {}
     rule = next((r for r in (info.get("bucket_lifecycle_configuration") or {}).get("Rules") or []

@@ -110,6 +110,8 @@ def s3_client(cfg):
         kwargs["region_name"] = cfg["region"]
     if cfg.get("endpoint_url"):
         kwargs["endpoint_url"] = cfg["endpoint_url"]
+    if cfg.get("ca_bundle"):
+        kwargs["verify"] = cfg["ca_bundle"]  # an endpoint whose certificate a private CA signed
     return boto3.client("s3", **kwargs)
 
 

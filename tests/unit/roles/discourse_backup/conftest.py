@@ -96,3 +96,43 @@ def postgres_server():
         subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", data, "-m", "immediate", "stop"], check=False,
                        capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def make_ca_and_cert(directory, address):
+    """A private CA and a server certificate it signed for address (openssl, as a site's MinIO has)."""
+    d = str(directory)
+    run = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-subj", "/CN=sciops test S3 CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={address}",
+        "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr")
+    Path(f"{d}/ext.cnf").write_text(f"subjectAltName=IP:{address}\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", f"{d}/ext.cnf", "-out", f"{d}/server.pem")
+    return f"{d}/ca.pem", f"{d}/server.pem", f"{d}/server.key"
+
+
+@pytest.fixture(scope="session")
+def moto_tls(tmp_path_factory):
+    """moto over HTTPS with a certificate from a private CA: (endpoint, CA bundle)."""
+    directory = tmp_path_factory.mktemp("moto-tls")
+    ca, cert, key = make_ca_and_cert(directory, "127.0.0.1")
+    port = _free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port),
+                             "--ssl-cert", cert, "--ssl-key", key], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"https://127.0.0.1:{port}"
+    try:
+        import ssl  # noqa: PLC0415
+        context = ssl.create_default_context(cafile=ca)
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1, context=context).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("moto_server over TLS did not answer in 10 s")
+        yield url, ca
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -303,3 +303,33 @@ def test_an_unreachable_webhook_is_one_line_and_the_hook_fails(script, env, caps
     captured = capsys.readouterr()
     assert "sciops-discourse-backup-drill.service failed" in captured.out
     assert captured.err.strip().startswith("alert failed: the webhook could not be reached") and len(captured.err.strip().splitlines()) == 1
+
+
+def test_the_tls_only_policy_refuses_plain_http_and_a_private_ca_endpoint_works(script, env, capsys, moto_tls):
+    """moto enforces the bucket policy's deny on object requests (it does not evaluate the
+    aws:SecureTransport condition: it refuses them over HTTPS too, so the TLS part has no policy)."""
+    deny = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyPlainHTTP", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{env.bucket}", f"arn:aws:s3:::{env.bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
+    make_backup(env.local / backup_name())
+    env.client.put_bucket_policy(Bucket=env.bucket, Policy=deny)
+    assert run(script, env, "upload") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(403)" in err[0] and "Forbidden" in err[0], err
+
+    endpoint, ca = moto_tls
+    tls = boto3.client("s3", endpoint_url=endpoint, verify=ca, config=Config(s3={"addressing_style": "path"}))
+    tls.create_bucket(Bucket=env.bucket)
+    env.cfg.update(endpoint_url=endpoint, ca_bundle=ca)
+    with open(env.config, "w") as handle:
+        json.dump(env.cfg, handle)
+    assert run(script, env, "upload") == 0
+    assert tls.head_object(Bucket=env.bucket, Key=env.prefix + backup_name())["ContentLength"] > 0
+    env.cfg["ca_bundle"] = ""  # the system's CAs do not know the private one
+    with open(env.config, "w") as handle:
+        json.dump(env.cfg, handle)
+    capsys.readouterr()
+    assert run(script, env, "monitor") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SSL" in err[0], err

@@ -84,3 +84,22 @@ def test_a_change_is_applied_and_check_mode_writes_nothing(bucket_run):
     result = run(discourse_backup_expire_days=60)
     assert result.rc == 0 and len(changed(result)) == 1, result
     assert client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["Expiration"]["Days"] == 60
+
+
+def test_an_endpoint_with_a_private_ca(playbook, moto_tls, s3_env, tmp_path):
+    endpoint, ca = moto_tls
+    bucket = "forum-" + uuid.uuid4().hex[:12]
+
+    def run(**extra):
+        role_vars = {"discourse_backup_bucket": bucket, "discourse_backup_endpoint_url": endpoint,
+                     "discourse_backup_ca_bundle": ca, "discourse_backup_iam_policy_file": str(tmp_path / "policy.json"),
+                     **extra}
+        return playbook([{"name": "bucket", "ansible.builtin.include_role": {
+            "name": "sciops.platform.discourse_backup", "tasks_from": "bucket.yml"}, "vars": role_vars}])
+
+    assert run().rc == 0
+    client = boto3.client("s3", endpoint_url=endpoint, verify=ca, config=Config(s3={"addressing_style": "path"}))
+    assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]["Sid"] == "DenyPlainHTTP"
+    untrusted = run(discourse_backup_ca_bundle="")
+    assert untrusted.rc != 0  # the system's CAs do not know the private one
