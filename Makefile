@@ -34,11 +34,11 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 # that make no docker network: its browser test's Chromium drops pages when the host's
 # interfaces change (ERR_NETWORK_CHANGED), as another scenario's create and destroy do.
 TEST_CHECKS ?= lint&collection&unit&sanity&molecule:jupyterhub plain:molecule:common&molecule:postgres \
-  molecule:letsencrypt&molecule:postgres_upgrade molecule:services local-e2e
+  molecule:letsencrypt&molecule:postgres_upgrade molecule:discourse_backup molecule:services local-e2e
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
-.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-scale bench-switch bench-hub lock clean
+.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-scale bench-switch bench-hub bench-forum lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -121,6 +121,9 @@ bench-switch: up ## Benchmark: ~50 requests/s at the front door while switch_col
 
 bench-hub: setup ## Benchmark: JupyterHub spawn p50/p95 (10 sequential, 20 concurrent users), first cell, hub memory (molecule jupyterhub converged)
 	@python tests/bench/jupyterhub_spawn.py
+
+bench-forum: venv ## Benchmark: upload and restore drill of a 1 GiB forum backup against S3 on loopback (BENCH_FORUM_MB=1024)
+	@python tests/bench/discourse_backup.py --size-mb $(or $(BENCH_FORUM_MB),1024)
 
 lock: ## Regenerate requirements-dev.txt (full pinned set) from requirements-dev.in
 	rm -rf /tmp/sciops-lock && $(PYTHON) -m venv /tmp/sciops-lock
