@@ -34,7 +34,7 @@ def moto_server(tmp_path_factory):
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
                 break
@@ -101,7 +101,10 @@ def postgres_server():
 def make_ca_and_cert(directory, address):
     """A private CA and a server certificate it signed for address (openssl, as a site's MinIO has)."""
     d = str(directory)
-    run = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
+
+    def run(*argv):
+        subprocess.run(argv, check=True, capture_output=True)
+
     run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
         "-subj", "/CN=sciops test S3 CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
     run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={address}",
@@ -124,7 +127,7 @@ def moto_tls(tmp_path_factory):
     try:
         import ssl  # noqa: PLC0415
         context = ssl.create_default_context(cafile=ca)
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 urllib.request.urlopen(url + "/moto-api/", timeout=1, context=context).read()
                 break

@@ -23,8 +23,8 @@ def bucket_run(playbook, s3_env, tmp_path):
                      "discourse_backup_endpoint_url": s3_env, "discourse_backup_admin_access_key": "admin-key",
                      "discourse_backup_admin_secret_key": ADMIN_SECRET, "discourse_backup_iam_policy_file": str(policy_file),
                      "discourse_backup_expire_days": 14, **extra}
-        tasks = [{"name": "bucket", "ansible.builtin.include_role": {"name": "sciops.platform.discourse_backup",
-                                                                    "tasks_from": "bucket.yml"}, "vars": role_vars}]
+        tasks = [{"name": "bucket", "ansible.builtin.include_role": {
+            "name": "sciops.platform.discourse_backup", "tasks_from": "bucket.yml"}, "vars": role_vars}]
         return playbook(tasks, check=check, extra_args=("-v",))
 
     client = boto3.client("s3", endpoint_url=s3_env, config=Config(s3={"addressing_style": "path"}))

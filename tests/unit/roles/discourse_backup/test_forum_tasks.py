@@ -30,8 +30,8 @@ def forum(playbook, tmp_path):
                      "discourse_backup_s3_secret_key": SECRET, "discourse_backup_discourse_dir": str(install),
                      "discourse_backup_container_running_command": [sys.executable, str(STANDIN), "running"],
                      "discourse_backup_rails_runner_command": [sys.executable, str(STANDIN), "rails-runner"], **extra}
-        tasks = [{"name": "forum", "ansible.builtin.include_role": {"name": "sciops.platform.discourse_backup",
-                                                                   "tasks_from": "discourse.yml"}, "vars": role_vars}]
+        tasks = [{"name": "forum", "ansible.builtin.include_role": {
+            "name": "sciops.platform.discourse_backup", "tasks_from": "discourse.yml"}, "vars": role_vars}]
         return playbook(tasks, check=check, env={"SCIOPS_STANDIN_STATE": str(state)}, extra_args=("-v",))
 
     return install / "containers" / "app.yml", state / "site_settings.json", run

@@ -38,8 +38,8 @@ def forum(playbook, tmp_path, postgres_server, monkeypatch):
                      "discourse_backup_rails_runner_command": standin_argv + ["rails-runner"],
                      "discourse_backup_cli_command": standin_argv + ["cli"],
                      "discourse_backup_discourse_dir": str(tmp_path), **extra}
-        tasks = [{"name": "restore", "ansible.builtin.include_role": {"name": "sciops.platform.discourse_backup",
-                                                                    "tasks_from": "restore.yml"}, "vars": role_vars}]
+        tasks = [{"name": "restore", "ansible.builtin.include_role": {
+            "name": "sciops.platform.discourse_backup", "tasks_from": "restore.yml"}, "vars": role_vars}]
         return playbook(tasks, env=env)
 
     return standin, run, tmp_path
