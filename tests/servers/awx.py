@@ -43,7 +43,6 @@ import argparse
 import base64
 import copy
 import itertools
-import json
 import re
 import sys
 import time
@@ -409,8 +408,8 @@ class AwxServer(TestServer):
         def unique(*keys):
             for other in self.store[resource].values():
                 if (old is None or other["id"] != old["id"]) and all(other.get(k) == item.get(k) for k in ("name",) + keys):
-                    errors["__all__"] = ["%s with this Name and %s already exists." % (RESOURCES[resource]["type"].replace("_", " ").title(),
-                                                                                        ", ".join(keys) or "Name")]
+                    label = RESOURCES[resource]["type"].replace("_", " ").title()
+                    errors["__all__"] = ["%s with this Name and %s already exists." % (label, ", ".join(keys) or "Name")]
 
         if resource == "organizations":
             unique()
