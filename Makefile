@@ -34,7 +34,7 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 # that make no docker network: its browser test's Chromium drops pages when the host's
 # interfaces change (ERR_NETWORK_CHANGED), as another scenario's create and destroy do.
 TEST_CHECKS ?= lint&collection&unit&sanity&molecule:jupyterhub plain:molecule:common&molecule:postgres \
-  molecule:letsencrypt&molecule:postgres_upgrade molecule:discourse_backup molecule:services local-e2e
+  molecule:letsencrypt&molecule:postgres_upgrade molecule:discourse_backup&molecule:gpu_worker molecule:services local-e2e
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
