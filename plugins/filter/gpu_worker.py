@@ -127,6 +127,22 @@ def _merge(base, extra):
     return merged
 
 
+def gpu_worker_not_running(layout, show_stdout, unit_format="sciops-gpu-worker@%s.service"):
+    """The services of layout whose unit `systemctl show --property=Id,ActiveState,UnitFileState`
+    (show_stdout: blocks separated by blank lines) does not report both active and enabled."""
+    states = {}
+    for block in (show_stdout or "").split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if props.get("Id"):
+            states[props["Id"]] = props
+    wanted = []
+    for worker in layout or []:
+        props = states.get(unit_format % worker["name"], {})
+        if props.get("ActiveState") != "active" or props.get("UnitFileState") != "enabled":
+            wanted.append(worker)
+    return wanted
+
+
 def gpu_worker_status_lines(rows, host):
     """One line per compute service of a node: name, GPU, state, restarts, last heartbeat."""
     if not rows:
@@ -150,4 +166,5 @@ class FilterModule:
             "gpu_worker_settings_file": gpu_worker_settings_file,
             "gpu_worker_daemon_json": gpu_worker_daemon_json,
             "gpu_worker_status_lines": gpu_worker_status_lines,
+            "gpu_worker_not_running": gpu_worker_not_running,
         }

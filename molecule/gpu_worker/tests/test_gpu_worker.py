@@ -275,6 +275,19 @@ def test_an_unknown_setting_is_refused_by_name(b):
     assert run.recap()["mol-gpu-b"]["changed"] == 0
 
 
+def test_a_smaller_layout_stops_and_removes_the_extra_services(b):
+    extra = "mol-gpu-b-gpu0-2"
+    run = run_playbook(PLAYBOOK, "--limit", "mol-gpu-b", "-e", json.dumps({"gpu_worker_services_per_gpu": 1}))
+    assert run.rc == 0, run.output[-3000:]
+    assert not b.service(unit(extra)).is_running and not b.service(unit(extra)).is_enabled
+    assert not b.file(f"{CONF}/{extra}.yaml").exists
+    assert not b.file(f"/etc/systemd/system/sciops-gpu-worker@{extra}.service.d").exists
+    assert sorted(live(b)) == ["mol-gpu-b-gpu0-1"]  # the extra one deregistered
+    run = run_playbook(PLAYBOOK, "--limit", "mol-gpu-b")
+    assert run.rc == 0, run.output[-3000:]
+    assert wait(lambda: len(live(b)) == 2)
+
+
 def test_daemon_json_keeps_its_keys_and_a_second_run_changes_nothing(b):
     daemon = json.loads(b.file("/etc/docker/daemon.json").content_string)
     assert daemon["log-driver"] == "journald" and daemon["data-root"] == "/srv/docker"

@@ -13,6 +13,7 @@ from ansible_collections.sciops.platform.plugins.filter.gpu_worker import (
     gpu_worker_daemon_json,
     gpu_worker_gpus,
     gpu_worker_layout,
+    gpu_worker_not_running,
     gpu_worker_settings_file,
     gpu_worker_status_lines,
     gpu_worker_unknown_settings,
@@ -30,7 +31,7 @@ def smi(count):
 def test_the_filters_are_registered():
     assert set(FilterModule().filters()) == {
         "gpu_worker_gpus", "gpu_worker_layout", "gpu_worker_unknown_settings", "gpu_worker_settings_file",
-        "gpu_worker_daemon_json", "gpu_worker_status_lines"}
+        "gpu_worker_daemon_json", "gpu_worker_status_lines", "gpu_worker_not_running"}
 
 
 def test_nvidia_smi_output_is_parsed_in_index_order():
@@ -133,3 +134,12 @@ def test_status_lines():
         "n-gpu0-1  GPU 0 %s  active/running  restarts 0  last heartbeat 2026-12-07T10:00:00+0000" % UUIDS[0],
         "n-gpu0-2  GPU 0 %s  failed/failed (exit-code)  restarts 2  last heartbeat none" % UUIDS[0]]
     assert gpu_worker_status_lines([], "n") == ["n: no compute service"]
+
+
+def test_only_services_not_active_or_not_enabled_are_started():
+    layout = [{"name": "n-gpu0-%d" % slot} for slot in (1, 2, 3, 4)]
+    show = ("Id=sciops-gpu-worker@n-gpu0-1.service\nActiveState=active\nUnitFileState=enabled\n\n"
+            "Id=sciops-gpu-worker@n-gpu0-2.service\nActiveState=failed\nUnitFileState=enabled\n\n"
+            "Id=sciops-gpu-worker@n-gpu0-3.service\nActiveState=active\nUnitFileState=disabled\n")
+    assert [worker["name"] for worker in gpu_worker_not_running(layout, show)] == ["n-gpu0-2", "n-gpu0-3", "n-gpu0-4"]
+    assert gpu_worker_not_running([], "") == []
