@@ -3,7 +3,8 @@
 # with 4 fake GPUs and 2 compute services per GPU: the molecule scenario's test doubles
 # (tests/gpu/: fake nvidia-smi, the stand-in compute service, the compute API on each node's
 # loopback), on nodes of its own (tests/bench/gpu/, network sciops-bench-gpu 172.30.51.0/24).
-# Provisions, installs the test doubles (molecule/gpu_worker/prepare.yml), converges cold with
+# Provisions, installs the test doubles (molecule/gpu_worker/prepare.yml), runs in check mode on
+# the fresh nodes (it must not fail and must write nothing), converges cold with
 # every node at once, then twice more (no-ops, which must change nothing); with 2 nodes or more,
 # rolls a new worker version (another loglevel) through the nodes in batches of 2 and reads from
 # the nodes' journals how long each node was left without a running worker. Writes the runs'
@@ -38,6 +39,13 @@ MOLECULE_PROJECT_DIRECTORY=$PWD ansible-playbook -i "$inv" molecule/gpu_worker/p
 # Upstream's intervals (the scenario's short ones would load the machine with 8 services a node).
 settings='"scopes": ["*-*-*"], "sleep_interval": 30, "heartbeat_interval": 60, "client_max_retries": 0'
 all="{\"gpu_worker_serial\": $nodes, \"gpu_worker_settings\": {$settings, \"loglevel\": \"INFO\"}}"
+bench_log "check mode on the fresh nodes (must not fail, must change nothing)"
+bench_run "$out" check-fresh any -i "$inv" playbooks/gpu_workers.yml -e "$all" --check
+for i in $(seq 1 "$nodes"); do
+  if docker exec "bench-gpu$i" test -e /etc/sciops/gpu-worker; then
+    bench_log "FAIL: check mode wrote /etc/sciops/gpu-worker on bench-gpu$i"; exit 1
+  fi
+done
 bench_log "cold converge, every node at once"
 bench_run "$out" cold any -i "$inv" playbooks/gpu_workers.yml -e "$all"
 bench_log "no-op runs (each must change nothing)"
