@@ -28,7 +28,7 @@ class Handler(BaseHTTPRequestHandler):
     identifier = ""
     key = ""
 
-    def log_message(self, *args):  # pylint: disable=arguments-differ
+    def log_message(self, *args):  # pylint: disable=arguments-differ  # quiet, whatever the base class passes
         """Quiet: the journal would fill with heartbeats."""
 
     def reply(self, status, body):
@@ -39,7 +39,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self):  # pylint: disable=invalid-name
+    def do_GET(self):  # pylint: disable=invalid-name  # the name http.server calls
         if self.path == "/ping":
             self.reply(200, {"api": "AlchemiscaleComputeAPI", "test_double": True})
         elif self.path == "/records":
@@ -48,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.reply(404, {"detail": "Not Found"})
 
-    def do_POST(self):  # pylint: disable=invalid-name
+    def do_POST(self):  # pylint: disable=invalid-name  # the name http.server calls
         parts = self.path.strip("/").split("/")
         length = int(self.headers.get("Content-Length") or 0)
         try:
