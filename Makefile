@@ -38,7 +38,7 @@ TEST_CHECKS ?= lint&collection&unit&sanity&molecule:jupyterhub plain:molecule:co
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
-.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e bench bench-scale bench-switch bench-hub bench-forum bench-gpu lock clean
+.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e awx-templates bench bench-scale bench-switch bench-hub bench-forum bench-gpu lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ molecule: setup ## Run the molecule scenarios (SCENARIOS="postgres" to pick)
 
 local-e2e: setup ## make up, check the platform answers, make down
 	@tests/local/e2e.sh
+
+awx-templates: venv ## Write awx/templates.yml (AWX job templates) from awx/operations.yml and the argument specs
+	python scripts/awx-templates.py
 
 bench: setup ## Benchmark: cold and no-op converge per role: the postgres role on a fresh node, the whole platform
 	@tests/bench/postgres.sh >/dev/null

@@ -27,7 +27,7 @@ cleanup
 rm -rf "$out" && mkdir -p "$out"
 env_arg="{\"provision_environment\": \"$BENCH_ENVIRONMENT\"}"
 
-bench_log "provisioning bench-ca1, bench-db1, bench-hub1, bench-app1..$nodes (network sciops-bench-platform)"
+bench_log "provisioning bench-ca1, bench-db1, bench-hub1, bench-forum1, bench-app1..$nodes (network sciops-bench-platform)"
 bench_run "$out" provision-cold any -i "$inv" playbooks/provision.yml -e "$env_arg"
 bench_log "cold converge of the whole platform (playbooks/local.yml)"
 bench_run "$out" cold any -i "$inv" playbooks/local.yml

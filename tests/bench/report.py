@@ -25,7 +25,7 @@ import sys
 ROLE_ORDER = [
     "sciops.platform.common", "sciops.platform.acme_test_ca", "sciops.platform.postgres",
     "sciops.platform.jupyterhub", "sciops.platform.webservice", "sciops.platform.nmpi_queue", "sciops.platform.frontdoor",
-    "sciops.platform.letsencrypt",
+    "sciops.platform.letsencrypt", "sciops.platform.discourse_backup",
 ]
 PLAYBOOK = "(playbook)"
 HEADER = ("| benchmark | role | cold s | no-op s | tasks cold / no-op | host results cold / no-op "

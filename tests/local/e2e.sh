@@ -144,6 +144,10 @@ docker exec local-app1 python3 -c 'import socket; socket.create_connection(("172
   || fail "the public hub's proxy refused the front door"
 log "firewalls: the hubs' proxies (local-hub1:8000, 8010) reachable from the front door only"
 
+# The forum's backups reach the S3 test endpoint, are fresh and restore (tests/local/e2e-forum.sh).
+# shellcheck source=tests/local/e2e-forum.sh
+source tests/local/e2e-forum.sh
+
 # Every playbook refuses bad input before it changes anything (tests/local/e2e-validate.sh), and
 # the database requires TLS where the summary says so (tests/local/e2e-db.sh).
 # shellcheck source=tests/local/e2e-validate.sh

@@ -8,6 +8,8 @@ as host_vars/ has addresses for).
   bench-app1  frontdoor + nmpi_queue (the static sites go with the front door)
   bench-app2 ... bench-appN  nmpi_queue
   bench-hub1  jupyterhub (the public and the private hub, behind the front door on bench-app1)
+  bench-forum1  forum (the stand-in forum, a test double; its backups at the S3 test endpoint,
+              moto on bench-ca1, the group s3_test_endpoint)
 
 Hosts and groups only (an Ansible inventory script: --list, --host); the variables are the
 local environment's, through the links in group_vars/, with the addresses in host_vars/ and the
@@ -31,12 +33,14 @@ def inventory():
         sys.exit(f"SCIOPS_BENCH_APP_NODES={count}: give 1 to {len(known)} app nodes (host_vars/ has their addresses)")
     return {
         "_meta": {"hostvars": {}},
-        "all": {"children": ["acme_test_ca", "postgres", "nmpi_queue", "frontdoor", "jupyterhub"]},
+        "all": {"children": ["acme_test_ca", "s3_test_endpoint", "postgres", "nmpi_queue", "frontdoor", "jupyterhub", "forum"]},
         "acme_test_ca": {"hosts": ["bench-ca1"]},
         "postgres": {"hosts": ["bench-db1"]},
         "nmpi_queue": {"hosts": apps},
         "frontdoor": {"hosts": apps[:1]},
         "jupyterhub": {"hosts": ["bench-hub1"]},
+        "s3_test_endpoint": {"hosts": ["bench-ca1"]},
+        "forum": {"hosts": ["bench-forum1"]},
     }
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,25 @@ def test_provision_playbook_creates_droplets_records_addresses_and_removes_them(
     gone = run(args + ["-e", '{"provision_state": "absent", "provision_confirm_absent": true}'], env)
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert digitalocean.droplets == {}
+
+
+def test_staging_forum_host_gets_a_droplet_and_its_dns_name(digitalocean, godaddy, tmp_path):
+    """The staging inventory as it is (a copy, its links resolved): provision.yml creates every node's
+    droplet, the forum's included, and dns.yml then points forum.<domain> at the forum droplet's
+    address that provision.yml recorded."""
+    inv = tmp_path / "staging"
+    shutil.copytree(ROOT / "inventories" / "staging", inv, symlinks=False)
+    # The secrets' template stands in for the encrypted vault (its CHANGE-ME values reach no server).
+    shutil.copy(inv / "group_vars" / "all" / "vault.yml.example", inv / "group_vars" / "all" / "vault.yml")
+    (inv / "group_vars" / "all" / "zz_test_servers.yml").write_text(yaml.safe_dump({
+        "provision_digitalocean_base_url": digitalocean.url, "provision_digitalocean_poll_interval": 0.1,
+        "dns_godaddy_base_url": godaddy.url, "dns_domain": "example.org"}))
+    env = {"DIGITALOCEAN_TOKEN": "test-token", "GODADDY_API_KEY": "test-key", "GODADDY_API_SECRET": "test-secret"}
+    provisioned = run(["-i", str(inv), "playbooks/provision.yml", "-e", "provision_wait_for_connection=false"], env)
+    assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+    droplets = {d["name"]: d for d in digitalocean.droplets.values()}
+    assert "staging-forum1" in droplets and "sciops-group-forum" in droplets["staging-forum1"]["tags"], sorted(droplets)
+    public = next(n["ip_address"] for n in droplets["staging-forum1"]["networks"]["v4"] if n["type"] == "public")
+    dns = run(["-i", str(inv), "playbooks/dns.yml"], env)
+    assert dns.returncode == 0, dns.stdout + dns.stderr
+    assert [r["data"] for r in godaddy.records("example.org", "A", "forum")] == [public]
