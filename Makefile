@@ -34,11 +34,11 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 # that make no docker network: its browser test's Chromium drops pages when the host's
 # interfaces change (ERR_NETWORK_CHANGED), as another scenario's create and destroy do.
 TEST_CHECKS ?= lint&collection&unit&sanity&molecule:jupyterhub plain:molecule:common&molecule:postgres \
-  molecule:letsencrypt&molecule:postgres_upgrade molecule:discourse_backup molecule:services local-e2e
+  molecule:letsencrypt&molecule:postgres_upgrade molecule:discourse_backup&molecule:gpu_worker molecule:services local-e2e
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
-.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e awx-templates bench bench-scale bench-switch bench-hub bench-forum lock clean
+.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e awx-templates bench bench-scale bench-switch bench-hub bench-forum bench-gpu lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -127,6 +127,11 @@ bench-hub: setup ## Benchmark: JupyterHub spawn p50/p95 (10 sequential, 20 concu
 
 bench-forum: venv ## Benchmark: upload and restore drill of a 1 GiB forum backup against S3 on loopback (BENCH_FORUM_MB=1024)
 	@python tests/bench/discourse_backup.py --size-mb $(or $(BENCH_FORUM_MB),1024)
+
+bench-gpu: setup ## Benchmark: GPU workers (fake GPUs: test doubles) on 1, 4 and 8 nodes, the cost of each extra node, a rolling upgrade in batches of 2
+	@for n in 1 4 8; do tests/bench/gpu_workers.sh $$n >/dev/null; done
+	@python tests/bench/report.py gpu 1=tests/output/bench/gpu-1 4=tests/output/bench/gpu-4 \
+	  8=tests/output/bench/gpu-8 | tee tests/output/bench/gpu.md
 
 lock: ## Regenerate requirements-dev.txt (full pinned set) from requirements-dev.in
 	rm -rf /tmp/sciops-lock && $(PYTHON) -m venv /tmp/sciops-lock

@@ -8,6 +8,10 @@
                                  provision-noop.json, noop1.json, noop2.json)
   report.py combined PG_DIR PLATFORM_DIR
   report.py scale N=DIR ...      the platform on N app nodes: the cost of each extra node
+  report.py gpu N=DIR ...        the GPU workers on N nodes (tests/bench/gpu_workers.sh): the cost of
+                                 each extra node, and the rolling upgrade's restart windows
+  report.py windows NODE         (stdin: a node's `journalctl -o short-unix` of its workers) one JSON
+                                 line: its restart window and the most of its workers down at once
 
 Tables are Markdown on stdout. A no-op column is the faster of the two no-op runs (all rows
 from that run, so they add up to its total). Figures only: nothing here judges a time.
@@ -141,6 +145,70 @@ def scale(pairs):
     return lines
 
 
+def node_window(node, lines):
+    """A node's restart window from systemd's journal lines (short-unix): first "Stopping" to last
+    "Started", and the most of its workers down (stopping, not yet started) at the same moment."""
+    down, most, first, last = set(), 0, None, None
+    for line in lines:
+        parts = line.split(None, 3)
+        if len(parts) < 4 or "sciops-gpu-worker@" not in parts[3]:
+            continue
+        stamp, text = float(parts[0]), parts[3]
+        unit = text.split("sciops-gpu-worker@", 1)[1].split(".service", 1)[0]
+        if text.startswith("Stopping "):
+            first = stamp if first is None else first
+            down.add(unit)
+            most = max(most, len(down))
+        elif text.startswith("Started "):
+            last = stamp
+            down.discard(unit)
+    return {"node": node, "first_stop": first, "last_start": last, "most_down": most, "still_down": sorted(down)}
+
+
+def gpu_windows(directory):
+    """The rolling upgrade's restart windows, one per node (rolling-windows.jsonl): the longest, the
+    most nodes restarting at once, and the most workers of one node down at once."""
+    path = os.path.join(directory, "rolling-windows.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        windows = [json.loads(line) for line in handle if line.strip()]
+    spans = [(w["first_stop"], w["last_start"]) for w in windows if w["first_stop"] and w["last_start"]]
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return {"nodes": len(windows), "measured": len(spans), "longest_s": max((end - start for start, end in spans), default=0.0),
+            "most_at_once": most, "most_down": max((w["most_down"] for w in windows), default=0),
+            "still_down": sum(len(w["still_down"]) for w in windows)}
+
+
+def gpu(pairs):
+    figures = []
+    for nodes, directory in sorted(pairs):
+        cold, noop = load(os.path.join(directory, "cold.json")), noop_run(directory)
+        rolling = os.path.join(directory, "rolling.json")
+        figures.append((nodes, whole(cold), whole(noop), load(rolling) if os.path.exists(rolling) else None,
+                        gpu_windows(directory)))
+    base = figures[0] if figures[0][0] == 1 else None
+    lines = ["| nodes (4 fake GPUs, 8 services each) | gpu_workers.yml cold s | per extra node | no-op s | per extra node "
+             "| host results cold / no-op | rolling upgrade, batches of 2 | longest restart window of a node | nodes restarting at once "
+             "| most workers of a node down at once |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for nodes, cold, noop, rolling, windows in figures:
+        extra_cold = per_node(cold["wall_s"], base[1]["wall_s"], nodes) if base else "-"
+        extra_noop = per_node(noop["wall_s"], base[2]["wall_s"], nodes) if base else "-"
+        roll = f"{rolling['process_wall_s']:.1f} s" if rolling else "-"
+        win = f"{windows['longest_s']:.1f} s" if windows and windows["measured"] else "-"
+        most = f"{windows['most_at_once']} of {windows['nodes']}" if windows and windows["measured"] else "-"
+        down = (f"{windows['most_down']} of 8" + (f" ({windows['still_down']} not back)" if windows["still_down"] else "")
+                if windows and windows["measured"] else "-")
+        lines.append(f"| {nodes} | {cold['wall_s']:.1f} | {extra_cold} | {noop['wall_s']:.1f} | {extra_noop} "
+                     f"| {cold['results']} / {noop['results']} | {roll} | {win} | {most} | {down} |")
+    return lines
+
+
 def stamp(args):
     run = load(args.run)
     run["label"] = args.label
@@ -173,16 +241,21 @@ def main():
     p.add_argument("postgres_dir")
     p.add_argument("platform_dir")
     sub.add_parser("scale").add_argument("runs", nargs="+", metavar="N=DIR")
+    sub.add_parser("gpu").add_argument("runs", nargs="+", metavar="N=DIR")
+    sub.add_parser("windows").add_argument("node")
     args = parser.parse_args()
     if args.cmd == "stamp":
         stamp(args)
         return
-    if args.cmd == "scale":
+    if args.cmd == "windows":
+        print(json.dumps(node_window(args.node, sys.stdin.read().splitlines())))
+        return
+    if args.cmd in ("scale", "gpu"):
         pairs = []
         for item in args.runs:
             nodes, _, directory = item.partition("=")
             pairs.append((int(nodes), directory))
-        lines = scale(pairs)
+        lines = scale(pairs) if args.cmd == "scale" else gpu(pairs)
     else:
         rows = {"postgres": lambda: postgres_rows(args.dir),
                 "platform": lambda: platform_rows(args.dir),
