@@ -28,6 +28,11 @@ def test_the_plan_covers_every_template_once():
     assert all(reason.strip() for reason in e2e_awx.NOT_RUN.values())
 
 
+def test_every_local_difference_names_a_planned_template():
+    planned = {s.template for s in STEPS}
+    assert set(e2e_awx.LOCAL_DIFFERENCES) <= planned
+
+
 def test_a_template_missing_from_the_plan_is_an_error():
     extra = dict(TEMPLATES, **{"new operation": dict(TEMPLATES["site"], name="staging | new operation")})
     assert e2e_awx.plan_errors(extra) == [
