@@ -5,9 +5,10 @@
 # base image and registries. ee/Containerfile.debian is the recipe. The collections of
 # requirements.yml are copied from the pinned `ansible` package in .venv (Galaxy is not reachable
 # from every build machine), each checked against requirements.yml's version range.
-# The image carries a label with the hash of what went into it (this script, the recipe, the lists,
-# the pins, the collections' versions and the base image's id, which covers the CA certificates
-# baked into it); it is rebuilt only when that hash changes.
+# What those pull in is held to requirements-dev.txt's versions (pip constraints). The image
+# carries a label with the hash of what went into it (this script, the recipe, the lists, the
+# pins, requirements-dev.txt, the collections' versions and the base image's id, which covers the
+# CA certificates baked into it); it is rebuilt only when that hash changes.
 #
 # Usage: scripts/build-ee-image.sh [IMAGE]   (default: sciops/ee:local)
 set -euo pipefail
@@ -54,7 +55,8 @@ PY
 
 recipe_hash="$(
   {
-    cat "$root/scripts/build-ee-image.sh" "$root/ee/Containerfile.debian" "$root/ee/bindep.txt" "$root/ee/requirements.txt"
+    cat "$root/scripts/build-ee-image.sh" "$root/ee/Containerfile.debian" "$root/ee/bindep.txt" "$root/ee/requirements.txt" \
+      "$root/requirements-dev.txt"
     grep -v '^COLLECTION=' <<<"$inputs"
     grep '^COLLECTION=' <<<"$inputs" | cut -d= -f2,3
     echo "$base_id"
@@ -69,6 +71,8 @@ fi
 work="$(mktemp -d /var/tmp/sciops-ee.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 cp "$root/ee/Containerfile.debian" "$root/ee/bindep.txt" "$root/ee/requirements.txt" "$work/"
+# What ansible-core, ansible-runner and ee/requirements.txt pull in, held to the development pins.
+grep -E '^[A-Za-z0-9_.-]+==' "$root/requirements-dev.txt" >"$work/constraints.txt"
 mkdir -p "$work/collections/ansible_collections"
 while IFS='=' read -r key name version path; do
   [ "$key" = COLLECTION ] || continue
