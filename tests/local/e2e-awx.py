@@ -176,7 +176,7 @@ class Step:
     answers: dict = field(default_factory=dict)   # survey answers: value or Answer(ctx)
     before: Callable[[Context], None] | None = None
     verify: Callable[[Context, Job], None] | None = None
-    note: str = ""
+    allow_changed: tuple = ()     # tasks that may report changed where "noop" is expected (each with why)
 
 
 def idle(ctx: Context) -> str:
@@ -194,7 +194,7 @@ SPLASH = {
 }
 NMPI = {"service": "nmpi_queue"}  # the job-queue API: its health is read over HTTP, its journal has lines
 DB_RESTORE = {
-    # the dump the database dump template wrote just before (its "Dumped ... to PATH" message)
+    # the dump the database dump template wrote just before (the path in its "Dumped ... to PATH" message)
     "db_dump_file": lambda ctx: ctx["dump_file"],
     # nmpi holds tables: the default (false) refuses to replace them, as it should; the operator says yes
     "db_restore_overwrite": "true",
@@ -204,6 +204,8 @@ FORUM_BACKUP = {"discourse_backup_restore_backup": lambda ctx: ctx["forum_backup
 
 
 def before_read_only(ctx: Context) -> None:
+    # e2e.sh's table of the app user (made here too when this runs on its own)
+    psql("SET ROLE nmpi_dbadmin; CREATE TABLE IF NOT EXISTS e2e (id int)")
     ctx["splash_live"] = live_colour("splash")
     ctx["nmpi_live"] = live_colour("nmpi_queue")
     ctx["forum_backup"] = newest_forum_backup()
@@ -216,8 +218,8 @@ def verify_dump(ctx: Context, job: Job) -> None:
     path = Path(found[0].split(" to ", 1)[1].split(" (", 1)[0])
     if not path.is_file() or path.stat().st_size == 0 or ctx["project"] not in path.parents:
         raise Failed(f"the dump {path} is not a file in the job's project folder")
-    ctx["dump_file"] = str(path.relative_to(ctx["project"]))  # as an operator types it: relative to the project
-    ctx["e2e_rows"] = psql("SELECT count(*) FROM e2e")
+    ctx["dump_file"] = str(path)
+    ctx["e2e_rows"] = psql("SELECT count(*) FROM e2e")  # e2e.sh's table (made before the dump, below)
 
 
 def verify_logs(ctx: Context, job: Job) -> None:
@@ -306,13 +308,25 @@ def verify_no_gpu(ctx: Context, job: Job) -> None:
         raise Failed("expected its GPU plays to match no host (the local inventory has no gpu_workers group)")
 
 
+# The discourse_backup role writes the forum key's policy file for the operator on the controller,
+# into the project's backups/ (roles/discourse_backup/vars/main.yml): AWX runs each job in a fresh
+# project folder, so every job of the forum's converge reports it as changed (a known issue,
+# README "AWX"); nothing else may change.
+POLICY_FILE = ("bucket | Write the forum key's least-privilege policy for the operator",)
+
+
+def before_drill(ctx: Context) -> None:
+    # The newest backup in the bucket, as the uploader's timer puts it there (e2e-forum.sh did it too).
+    node("local-forum1", "systemctl", "start", "sciops-discourse-backup-upload.service")
+
+
 # Run two at a time, nothing on the nodes may change (their managed trees are compared).
 READ_ONLY = [
     # the longest (the whole platform in check mode) first: the others run beside it
-    Step("site drift check", "noop"),
+    Step("site drift check", "noop", allow_changed=POLICY_FILE),
     Step("service status", "noop", NMPI),
-    # writes the journal into the job's project folder (logs/), on the controller only
-    Step("service logs", 1, {"service": "nmpi_queue", "colour": lambda ctx: ctx["nmpi_live"]}, verify=verify_logs),
+    # writes the journal into the job's project folder (logs/ and the file), on the controller only
+    Step("service logs", 2, {"service": "nmpi_queue", "colour": lambda ctx: ctx["nmpi_live"]}, verify=verify_logs),
     Step("forum backup status", "noop"),
     Step("gpu worker status", "no-hosts", verify=verify_no_gpu),
     Step("gpu workers (check)", "no-hosts", verify=verify_no_gpu),
@@ -331,32 +345,40 @@ READ_ONLY = [
 READ_ONLY_AFTER_DUMP = [
     Step("database restore (check)", "changes", DB_RESTORE),
 ]
-# One at a time, in this order: each leaves the platform as the repository describes it again.
-CHANGING = [
-    Step("provision nodes", "noop"),
-    Step("hardening", "noop"),
-    Step("postgres", "noop"),
+# The changing templates, in two lanes that run side by side, each in its order: the front door
+# and the services' colours (local-app1, local-hub1), and the rest (provision on this machine, the
+# database, the forum, hardening, which changes nothing); then, alone, the database restore (the
+# job-queue API's connections are cut by the swap) and the whole platform.
+LANE_FRONT = [
     Step("services", "noop"),
     Step("jupyterhub", "noop"),
     Step("frontdoor", "noop"),
-    Step("forum backups", "noop"),
-    Step("gpu workers", "no-hosts", verify=verify_no_gpu),
-    Step("gpu workers with reboots", "no-hosts", verify=verify_no_gpu),
-    Step("dns", "noop"),
-    # ok is the status it has: nothing to change
-    Step("service maintenance", "noop", {"service": "nmpi_queue", "status": "ok"}),
     Step("deploy service", "changes", SPLASH, verify=verify_deployed),
     Step("terminate service colour (check)", "changes", SPLASH, verify=verify_terminate_check),
     Step("switch colour", "changes", SPLASH, verify=verify_switched),
     Step("rollback", "changes", {"service": "splash"}, verify=verify_rolled_back),
     Step("terminate service colour", "changes", SPLASH, verify=verify_terminated),
-    Step("database restore", "changes", DB_RESTORE, before=before_db_restore, verify=verify_db_restore),
     Step("renew certificates", "changes"),
-    Step("forum restore drill", "changes"),
+]
+LANE_BACK = [
+    Step("provision nodes", "noop"),
+    Step("hardening", "noop"),
+    Step("postgres", "noop"),
+    Step("forum backups", "noop", allow_changed=POLICY_FILE),
+    Step("gpu workers", "no-hosts", verify=verify_no_gpu),
+    Step("gpu workers with reboots", "no-hosts", verify=verify_no_gpu),
+    Step("dns", "noop"),
+    # ok is the status it has: only its record on the host may be written (none after a fresh make up)
+    Step("service maintenance", "noop", {"service": "nmpi_queue", "status": "ok"}, allow_changed=("Record the status on the host",)),
+    Step("forum restore drill", "changes", before=before_drill),
     Step("forum restore", "changes", FORUM_BACKUP, before=before_forum_restore, verify=verify_forum_restore),
+]
+LAST = [
+    Step("database restore", "changes", DB_RESTORE, before=before_db_restore, verify=verify_db_restore),
     # the whole platform after all of the above: nothing to change (the operations left it as the repository says)
     Step("site", "noop"),
 ]
+CHANGING = LANE_FRONT + LANE_BACK + LAST
 # Templates whose real run the test does not launch, with why (printed in the summary).
 NOT_RUN = {
     "remove nodes": "removes a node (here the container, on staging a droplet); bringing it back is a cold "
@@ -509,7 +531,8 @@ def expectation_errors(step: Step, job: Job) -> list[str]:
     if not job.stats:
         errors.append("no playbook_on_stats event (the playbook did not finish)")
     changed = job.total("changed")
-    if step.expect in ("noop", "no-hosts") and changed != 0:
+    unexpected = [t for t in job.changed_tasks if t.split(": ", 1)[-1] not in step.allow_changed]
+    if step.expect in ("noop", "no-hosts") and (unexpected or changed > len(job.changed_tasks)):
         errors.append(f"expected changed=0, got {changed}: " + "; ".join(job.changed_tasks[:10]))
     elif step.expect == "changes" and changed == 0:
         errors.append("expected changes, got changed=0")
@@ -553,7 +576,7 @@ def run_step(ctx: Context, templates: dict, step: Step, lock: threading.Lock) ->
         mode = template["job_type"] + (" --diff" if template.get("diff_mode") else "")
         where = f"{job.playbook} ({mode}{', answers ' + json.dumps(answers) if answers else ''})" if job else ""
         if errors:
-            log(f"FAIL {template['name']}: {where}: {'; '.join(errors)}")
+            log(f"FAIL {template['name']}: {where}: {'; '.join(errors)}{f' ({job.seconds:.1f} s)' if job else ''}")
             if job and job.stdout:
                 tail = "\n".join(job.stdout.splitlines()[-25:])
                 print(tail, flush=True)
@@ -673,7 +696,9 @@ def main(argv=None) -> int:
             log(f"FAIL plan: {error}")
         return 1
     if args.list:
-        for group, steps in (("two at a time, changing nothing", READ_ONLY + READ_ONLY_AFTER_DUMP), ("one at a time", CHANGING)):
+        for group, steps in (("two at a time, changing nothing", READ_ONLY + READ_ONLY_AFTER_DUMP),
+                             ("lane 1 (front door, colours), beside lane 2", LANE_FRONT), ("lane 2", LANE_BACK),
+                             ("then alone", LAST)):
             print(f"{group}:")
             for step in steps:
                 print(f"  {ENVIRONMENT} | {step.template}: expect {step.expect}")
@@ -719,8 +744,13 @@ def main(argv=None) -> int:
                 log(f"the read-only and check-mode templates left every node's managed files as they were ({len(trees)} nodes compared)")
         if chosen(CHANGING) and "splash_live" not in ctx:
             before_read_only(ctx)
-        for step in chosen(CHANGING):
-            if step.template in ("database restore",) and "dump_file" not in ctx:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            lanes = [pool.submit(lambda steps: [run_step(ctx, templates, s, lock) for s in steps], chosen(lane))
+                     for lane in (LANE_FRONT, LANE_BACK)]
+            for lane in lanes:
+                lane.result()
+        for step in chosen(LAST):
+            if step.template == "database restore" and "dump_file" not in ctx:
                 run_step(ctx, templates, next(s for s in READ_ONLY if s.template == "database dump"), lock)
             run_step(ctx, templates, step, lock)
     finally:
