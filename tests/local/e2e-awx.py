@@ -303,6 +303,11 @@ def verify_forum_restore(ctx: Context, job: Job) -> None:
     node("local-forum1", "test", "!", "-e", "/var/lib/standin-forum/restore_enabled")
 
 
+def verify_drill(ctx: Context, job: Job) -> None:
+    if not any(re.search(r"Restore drill of \S+ passed on local-forum1: [1-9][0-9]* users", str(m)) for m in job.messages):
+        raise Failed(f"no 'Restore drill of ... passed on local-forum1' message: {job.messages[-3:]}")
+
+
 def verify_no_gpu(ctx: Context, job: Job) -> None:
     if not job.no_hosts_plays:
         raise Failed("expected its GPU plays to match no host (the local inventory has no gpu_workers group)")
@@ -312,7 +317,8 @@ def verify_no_gpu(ctx: Context, job: Job) -> None:
 # into the project's backups/ (roles/discourse_backup/vars/main.yml): AWX runs each job in a fresh
 # project folder, so every job of the forum's converge reports it as changed (a known issue,
 # README "AWX"); nothing else may change.
-POLICY_FILE = ("bucket | Write the forum key's least-privilege policy for the operator",)
+POLICY_FILE = ("bucket | Create the folder of the forum key's policy file",
+               "bucket | Write the forum key's least-privilege policy for the operator")
 
 
 def before_drill(ctx: Context) -> None:
@@ -358,7 +364,6 @@ LANE_FRONT = [
     Step("switch colour", "changes", SPLASH, verify=verify_switched),
     Step("rollback", "changes", {"service": "splash"}, verify=verify_rolled_back),
     Step("terminate service colour", "changes", SPLASH, verify=verify_terminated),
-    Step("renew certificates", "changes"),
 ]
 LANE_BACK = [
     Step("provision nodes", "noop"),
@@ -370,8 +375,11 @@ LANE_BACK = [
     Step("dns", "noop"),
     # ok is the status it has: only its record on the host may be written (none after a fresh make up)
     Step("service maintenance", "noop", {"service": "nmpi_queue", "status": "ok"}, allow_changed=("Record the status on the host",)),
-    Step("forum restore drill", "changes", before=before_drill),
+    # restores the newest backup into a throwaway database and compares its counts: the forum is not changed
+    Step("forum restore drill", "noop", before=before_drill, verify=verify_drill),
     Step("forum restore", "changes", FORUM_BACKUP, before=before_forum_restore, verify=verify_forum_restore),
+    # local certificates are always due: certbot renews them (the front door serves them without a reload)
+    Step("renew certificates", "changes"),
 ]
 LAST = [
     Step("database restore", "changes", DB_RESTORE, before=before_db_restore, verify=verify_db_restore),
@@ -497,9 +505,12 @@ def run_job(ctx: Context, template: dict, answers: dict) -> Job:
     cmdline = " ".join((["--check"] if template["job_type"] == "check" else []) + (["--diff"] if template.get("diff_mode") else []))
     job = Job(template, local_playbook(template["playbook"]), extra, cmdline)
     ident = re.sub(r"[^a-z0-9]+", "-", template["name"].lower()).strip("-")
+    (ctx["private"] / "jobs" / ident).mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     result = ansible_runner.run(
-        private_data_dir=str(ctx["private"]),
+        # A private data dir per job, as AWX makes one (env/extravars is the job's own: runs side by
+        # side must not share it); the project folder is the one copy.
+        private_data_dir=str(ctx["private"] / "jobs" / ident),
         project_dir=str(ctx["project"]),
         artifact_dir=str(OUTPUT / "artifacts"),
         ident=ident,
@@ -638,7 +649,11 @@ def run_in_ee(image: str) -> int:
         extra = launch_vars(template, {k: (v(ctx) if callable(v) else v) for k, v in step.answers.items()})
         (private / "env").mkdir()
         (private / "env" / "extravars").write_text(json.dumps(extra))
-        (private / "env" / "envvars").write_text(json.dumps({"SCIOPS_NMPI_ARCHIVE": archive, "ANSIBLE_FORCE_COLOR": "0"}))
+        # AWX reads the project's collections_path (ansible.cfg: ./collections, the link to the project
+        # itself) and appends the execution environment's own paths, where the image's collections are.
+        (private / "env" / "envvars").write_text(json.dumps({
+            "SCIOPS_NMPI_ARCHIVE": archive, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_COLLECTIONS_PATH": "/runner/project/collections:~/.ansible/collections:/usr/share/ansible/collections"}))
         ident = "ee-" + re.sub(r"[^a-z0-9]+", "-", EE_TEMPLATE)
         argv = [str(Path(sys.executable).parent / "ansible-runner"), "run", str(private), "--ident", ident,
                 "-p", local_playbook(template["playbook"]),
@@ -646,7 +661,7 @@ def run_in_ee(image: str) -> int:
                 "--container-volume-mount", "/var/run/docker.sock:/var/run/docker.sock",
                 "--container-volume-mount", f"{archive}:{archive}:ro"]
         if template["job_type"] == "check" or template.get("diff_mode"):
-            argv += ["--cmdline", " ".join((["--check"] if template["job_type"] == "check" else []) + (["--diff"] if template.get("diff_mode") else []))]
+            argv += ["--cmdline=" + " ".join((["--check"] if template["job_type"] == "check" else []) + (["--diff"] if template.get("diff_mode") else []))]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=JOB_TIMEOUT, check=False)
         artifacts = private / "artifacts" / ident
         OUTPUT.mkdir(parents=True, exist_ok=True)
