@@ -11,6 +11,7 @@
 # CA certificates baked into it); it is rebuilt only when that hash changes.
 #
 # Usage: scripts/build-ee-image.sh [IMAGE]   (default: sciops/ee:local)
+#        SCIOPS_EE_NO_CACHE=1 builds without Docker's layer cache (a cold build, to time it).
 set -euo pipefail
 
 IMAGE="${1:-${SCIOPS_EE_IMAGE:-sciops/ee:local}}"
@@ -86,13 +87,18 @@ while IFS='=' read -r key value; do
   case "$key" in ANSIBLE_CORE|ANSIBLE_RUNNER|BINDEP) build_args+=(--build-arg "$key=$value"); log "$value" ;; esac
 done <<<"$inputs"
 
+previous="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 log "Building $IMAGE (recipe $recipe_hash) FROM $BASE..."
 started=$(date +%s)
 # The legacy builder: this Docker client has no buildx, and the build needs nothing BuildKit adds.
-DOCKER_BUILDKIT=0 docker build -f "$work/Containerfile.debian" --build-arg "BASE_IMAGE=$BASE" "${build_args[@]}" \
+DOCKER_BUILDKIT=0 docker build ${SCIOPS_EE_NO_CACHE:+--no-cache} -f "$work/Containerfile.debian" --build-arg "BASE_IMAGE=$BASE" "${build_args[@]}" \
   --label "org.sciops.recipe=$recipe_hash" -t "$IMAGE" "$work" >"$work/build.log" 2>&1 \
   || { tail -n 40 "$work/build.log" >&2; die "docker build failed (above). Are PyPI and the Debian mirrors reachable?"; }
 grep -E '^bindep: ' "$work/build.log" | sed 's/^/[ee-image] /' || true
 versions="$(docker run --rm "$IMAGE" sh -c 'ansible --version | head -1; ansible-runner --version; ssh -V 2>&1; git --version')" \
   || die "the image does not run ansible, ansible-runner, ssh and git"
 log "$IMAGE built in $(( $(date +%s) - started )) s (recipe $recipe_hash): $(tr '\n' ';' <<<"$versions")"
+# The image this one replaces (now untagged), unless a container still uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+  docker rmi "$previous" >/dev/null 2>&1 || true
+fi

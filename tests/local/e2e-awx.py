@@ -24,7 +24,9 @@ Each run must end `successful` (rc 0) and meet its expectation from the runner's
 templates whose real run would change nothing), `changes` (changed > 0), or an exact count; a
 `verify` step then checks the effect from outside (the colour deployed, the database and the forum
 restored). The read-only and check-mode runs go two at a time, and the nodes' managed trees must be
-the same before and after them. No output of any job may hold a value of the local vault.
+the same before and after them; the changing ones run in two lanes side by side (the front door and
+the colours; the rest), then the database restore and the whole platform alone. No output of any
+job may hold a value of the local vault.
 Templates that are not run are listed in NOT_RUN with the reason and printed in the summary; a
 template of awx/templates.yml in neither list fails the check.
 
@@ -756,7 +758,8 @@ def main(argv=None) -> int:
                 failures += 1
                 log(f"FAIL the read-only and check-mode templates changed files on {', '.join(changed_nodes)}")
             else:
-                log(f"the read-only and check-mode templates left every node's managed files as they were ({len(trees)} nodes compared)")
+                log(f"the read-only and check-mode templates left every node's managed files as they were ({len(trees)} nodes "
+                    f"compared); {time.monotonic() - started:.0f} s so far")
         if chosen(CHANGING) and "splash_live" not in ctx:
             before_read_only(ctx)
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -764,6 +767,7 @@ def main(argv=None) -> int:
                      for lane in (LANE_FRONT, LANE_BACK)]
             for lane in lanes:
                 lane.result()
+        log(f"the two lanes of changing templates done; {time.monotonic() - started:.0f} s so far")
         for step in chosen(LAST):
             if step.template == "database restore" and "dump_file" not in ctx:
                 run_step(ctx, templates, next(s for s in READ_ONLY if s.template == "database dump"), lock)
