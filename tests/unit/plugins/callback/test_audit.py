@@ -308,8 +308,8 @@ def test_the_record_is_posted_to_the_team_endpoint_with_its_token(tmp_path, coll
     playbook = write_playbook(tmp_path, "change.yml", CHANGE_ON_ALPHA)
     url = "http://127.0.0.1:%d/audit" % collector.server_address[1]
     token = "token-Hq27xP0w-secret"
-    rc, out, err = run(log, inventory, [playbook], "-vvv", env={"SCIOPS_AUDIT_URL": url, "SCIOPS_AUDIT_TOKEN": token,
-                                                               "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"})
+    env = {"SCIOPS_AUDIT_URL": url, "SCIOPS_AUDIT_TOKEN": token, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    rc, out, err = run(log, inventory, [playbook], "-vvv", env=env)
     assert rc == 0, out + err
     ((path, headers, body),) = Collector.received
     assert path == "/audit" and headers["Content-Type"] == "application/json"
@@ -345,9 +345,9 @@ def test_without_a_log_option_the_record_goes_to_the_projects_logs_folder(tmp_pa
     """The default: logs/audit.jsonl beside the ansible.cfg in use (here a copy of the project's in a temporary folder)."""
     project = tmp_path / "project"
     project.mkdir()
-    (project / "ansible.cfg").write_text((ROOT / "ansible.cfg").read_text()
-                                          .replace("./collections", str(ROOT / "collections"))
-                                          .replace("inventories/local/.vault-password", str(ROOT / "inventories/local/.vault-password")))
+    config = (ROOT / "ansible.cfg").read_text().replace("./collections", str(ROOT / "collections"))
+    config = config.replace("inventories/local/.vault-password", str(ROOT / "inventories/local/.vault-password"))
+    (project / "ansible.cfg").write_text(config)
     inventory = write_inventory(tmp_path)
     playbook = write_playbook(tmp_path, "change.yml", CHANGE_ON_ALPHA)
     env = environ(tmp_path / "unused", ANSIBLE_CONFIG=str(project / "ansible.cfg"))
