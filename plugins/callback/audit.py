@@ -248,6 +248,13 @@ class CallbackModule(CallbackBase):
         return os.path.relpath(full, root) if full.startswith(root + os.sep) else full
 
     @staticmethod
+    def _expected_recaps():
+        """ansible-playbook sends one recap per playbook file; the ad hoc command (when bin_ansible_callbacks
+        lets it load this callback) one for its single task."""
+        args = context.CLIARGS.get("args")
+        return len(args) if isinstance(args, (list, tuple)) else 1
+
+    @staticmethod
     def _listing_only():
         return any(context.CLIARGS.get(flag) for flag in ("syntax", "listhosts", "listtasks", "listtags"))
 
@@ -257,7 +264,11 @@ class CallbackModule(CallbackBase):
         if self._start is None:
             self._start = utc_now()
             atexit.register(self._at_exit)
-        self._playbooks.append(self._relative(to_text(playbook._file_name)))
+        if context.CLIARGS.get("module_name") and not isinstance(context.CLIARGS.get("args"), (list, tuple)):
+            # The ad hoc command: its module's name, never its arguments (they may hold a secret).
+            self._playbooks.append("(ad hoc) %s" % to_text(context.CLIARGS["module_name"]))
+        else:
+            self._playbooks.append(self._relative(to_text(playbook._file_name)))
 
     def v2_playbook_on_play_start(self, play):
         if self._start is None:
@@ -300,7 +311,7 @@ class CallbackModule(CallbackBase):
         self._stats = stats
         self._stats_seen += 1
         # ansible-playbook sends the recap once per playbook file: the run ends with the last one.
-        if self._stats_seen >= len(context.CLIARGS.get("args") or ()):
+        if self._stats_seen >= self._expected_recaps():
             self._finish(early=False)
 
     def _at_exit(self):
@@ -365,7 +376,7 @@ class CallbackModule(CallbackBase):
             "inventory": [self._relative(source) if os.path.exists(source) else source
                           for source in (to_text(s) for s in (args.get("inventory") or ()))],
             "environment": sorted(self._environments),
-            "limit": args.get("subset") or None,
+            "limit": args.get("subset") or (to_text(args["args"]) if isinstance(args.get("args"), str) else None),
             "tags": sorted(t for t in (args.get("tags") or ()) if t != "all"),
             "skip_tags": sorted(args.get("skip_tags") or ()),
             "check_mode": bool(args.get("check")),

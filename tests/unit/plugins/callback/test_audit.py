@@ -360,6 +360,20 @@ def test_without_a_log_option_the_record_goes_to_the_projects_logs_folder(tmp_pa
     assert oct((project / "logs").stat().st_mode & 0o777) == "0o750"
 
 
+def test_an_ad_hoc_command_is_recorded_by_its_module_never_its_arguments(tmp_path):
+    """The ad hoc command loads extra callbacks only with bin_ansible_callbacks; then it is one run as well."""
+    log = tmp_path / "audit.jsonl"
+    inventory = write_inventory(tmp_path)
+    proc = subprocess.run([str(BIN / "ansible"), "-i", str(inventory), "nodes", "-m", "ansible.builtin.command",
+                           "-a", "echo " + SECRET_EXTRA], cwd=ROOT, env=environ(log, ANSIBLE_LOAD_CALLBACK_PLUGINS="1"),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (record,) = records(log)
+    assert record["playbooks"] == ["(ad hoc) ansible.builtin.command"] and record["limit"] == "nodes"
+    assert record["result"] == "ok" and record["changed"] == 2 and record["environment"] == ["staging"]
+    assert SECRET_EXTRA not in log.read_text()
+
+
 def test_the_project_enables_the_callback():
     import configparser
 
