@@ -51,11 +51,7 @@ setup: venv tools docker image ## Prepare this machine: .venv, host tools the ch
 
 $(VENV)/.installed: requirements-dev.txt
 	@scripts/preflight.sh
-	@echo "[setup] Creating $(VENV) with the pinned tools (requirements-dev.txt)..."
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -r requirements-dev.txt
-	@touch $@
+	@PYTHON=$(PYTHON) scripts/ensure-venv.sh
 
 venv: $(VENV)/.installed
 
@@ -146,4 +142,4 @@ lock: ## Regenerate requirements-dev.txt (full pinned set) from requirements-dev
 	  /tmp/sciops-lock/bin/pip freeze --exclude-editable; } > requirements-dev.txt
 
 clean: ## Remove .venv and build outputs (not the Docker image)
-	rm -rf $(VENV) build tests/output *.tar.gz
+	rm -rf $(VENV) build tests/output *.tar.gz  # .venv may be a link: the cached virtualenv stays

@@ -57,6 +57,10 @@ def load_specs(root=ROOT):
     return found
 
 
+# The forges whose webhooks AWX's job templates accept (AWX's webhook_service choices).
+WEBHOOK_SERVICES = ("github", "gitlab")
+
+
 def services(env, root=ROOT):
     data = yaml.safe_load((root / "inventories" / env / "group_vars" / "all" / "services.yml").read_text())
     return [entry["name"] for entry in data.get("webservice_services", [])]
@@ -146,6 +150,12 @@ def templates(root=ROOT):
             }
             if survey:
                 base["survey_spec"] = {"name": "", "description": "", "spec": survey}
+            if op.get("webhook"):
+                if op["webhook"] not in WEBHOOK_SERVICES:
+                    raise DataError("operation %s: webhook must be one of %s, not %r" % (op["name"], ", ".join(WEBHOOK_SERVICES), op["webhook"]))
+                if op.get("check") or op.get("check_only") or survey:
+                    raise DataError("operation %s: a webhook launches with the template's defaults: no survey, no check twin" % op["name"])
+                base["webhook_service"] = op["webhook"]
             out.append(base)
             if op.get("check"):
                 twin = dict(copy.deepcopy(base), name=base["name"] + " (check)", job_type="check",

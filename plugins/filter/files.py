@@ -1,8 +1,11 @@
-"""Filters for the no-op fast path of directory lists: read the type, owner, group and mode of
-every directory with one stat command, and hand the file module only the directories that are
-missing or differ (a loop of file tasks costs one round trip per directory even when nothing
-changes). Drift is still found: anything stat reports differently from the item is fixed."""
+"""Filters for the no-op fast path of directory and file lists: read the type, owner, group and
+mode of every directory (and the SHA-1 of every file) with one command, and hand the file or copy
+module only the ones that are missing or differ (a loop of file or copy tasks costs one round trip
+per item even when nothing changes). Drift is still found: anything the command reports
+differently from the item is written again."""
 from __future__ import annotations
+
+import re
 
 from ansible.errors import AnsibleFilterError
 
@@ -59,6 +62,48 @@ def directories_to_fix(stat_stdout, items):
     return fix
 
 
+# sha1sum prints "<sha1>  <path>" for each readable file, then stat one line per existing path;
+# missing paths print nothing (the exit status is forced to 0: the filter finds them missing).
+_SHA1_LINE = re.compile(r"^[0-9a-f]{40}  ")
+_FILES_SCRIPT = 'sha1sum -- "$@" 2>/dev/null; stat --format="' + _FORMAT + '" -- "$@" 2>/dev/null; exit 0'
+
+
+def file_stat_argv(items):
+    """The command line that prints the SHA-1 of each item's file, then its type, owner, group
+    and mode (one command for the whole list; a missing file prints nothing)."""
+    return ["sh", "-c", _FILES_SCRIPT, "sh"] + _paths(items)
+
+
+def files_to_write(stdout, items):
+    """The items whose file is missing, is not a regular file, has other content (the item's
+    checksum: the SHA-1 of the content the task writes) or another owner, group or mode."""
+    _paths(items)
+    sums, seen = {}, {}
+    for line in (stdout or "").splitlines():
+        if _SHA1_LINE.match(line):
+            sums[line[42:]] = line[:40]
+            continue
+        parts = line.split("|", 4)
+        if len(parts) == 5:
+            kind, owner, group, mode, path = parts
+            seen[path] = (kind, owner, group, mode)
+    write = []
+    for item in items:
+        if not isinstance(item.get("checksum"), str) or len(item["checksum"]) != 40:
+            raise AnsibleFilterError(f"file item {item['path']}: checksum must be the SHA-1 (40 hex digits) of its content")
+        found = seen.get(item["path"])
+        if found is None or found[0] not in ("regular file", "regular empty file") or sums.get(item["path"]) != item["checksum"]:
+            write.append(item)
+            continue
+        _kind, owner, group, mode = found
+        if ("owner" in item and str(item["owner"]) != owner) or ("group" in item and str(item["group"]) != group):
+            write.append(item)
+        elif "mode" in item and _mode(item["mode"], item) != _mode(mode, item):
+            write.append(item)
+    return write
+
+
 class FilterModule(object):
     def filters(self):
-        return {"directory_stat_argv": directory_stat_argv, "directories_to_fix": directories_to_fix}
+        return {"directory_stat_argv": directory_stat_argv, "directories_to_fix": directories_to_fix,
+                "file_stat_argv": file_stat_argv, "files_to_write": files_to_write}

@@ -5,10 +5,12 @@ refused: alchemiscale ignores them silently) and Docker's daemon.json merged (ot
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible.plugins.filter.core import to_nice_json
 
 # nvidia-smi --query-gpu=index,uuid --format=csv,noheader: "0, GPU-<uuid>" a line.
 _GPU_LINE = re.compile(r"^\s*(?P<index>\d+)\s*,\s*(?P<uuid>(?:GPU|MIG)-[0-9A-Za-z-]+)\s*$")
@@ -104,6 +106,35 @@ def gpu_worker_settings_file(settings, start_fields=START_FIELDS):
     return {"init": init, "start": start}
 
 
+def gpu_worker_files(layout, settings, shared_basedir, scratch_basedir, config_dir, unit_dir, user, header):
+    """Each compute service's two files, with their content and its SHA-1 (so one command on the
+    node can tell which differ, and only those are written): the settings file (JSON, which is
+    YAML, as alchemiscale reads it; 0600, owned by the service's account: it holds the key) and the
+    systemd drop-in that pins the service to its GPU and cores. settings: the settings every
+    service shares (gpu_worker_settings with api_url, identifier and key); each service adds its
+    name and its own shared and scratch folders."""
+    files = []
+    for worker in layout:
+        name = worker["name"]
+        own = dict(settings or {}, name=name, shared_basedir="%s/%s" % (shared_basedir, name),
+                   scratch_basedir="%s/%s" % (scratch_basedir, name))
+        # The bytes of the to_nice_json(indent=2) filter (Ansible's encoder: vaulted values too).
+        content = to_nice_json(gpu_worker_settings_file(own), indent=2) + "\n"
+        files.append({"name": name, "kind": "settings", "path": "%s/%s.yaml" % (config_dir, name), "content": content,
+                      "owner": user, "group": user, "mode": "0600"})
+        where = ("GPU %s slot %s" % (worker["gpu"], worker["slot"])) if worker["gpu"] is not None else "CPU-only"
+        cpus = [str(cpu) for cpu in worker["cpus"]]
+        content = ("# %s (gpu_worker): %s, %s.\n[Service]\nEnvironment=CUDA_VISIBLE_DEVICES=%s\n"
+                   "Environment=OPENMM_CPU_THREADS=%s\nEnvironment=SCIOPS_GPU_WORKER_CPUS=%s\nCPUAffinity=%s\n") % (
+            header, name, where, worker["uuid"], worker["threads"], ",".join(cpus), " ".join(cpus))
+        files.append({"name": name, "kind": "dropin", "content": content,
+                      "path": "%s/sciops-gpu-worker@%s.service.d/10-layout.conf" % (unit_dir, name),
+                      "owner": "root", "group": "root", "mode": "0644"})
+    for item in files:
+        item["checksum"] = hashlib.sha1(item["content"].encode("utf-8")).hexdigest()
+    return files
+
+
 def gpu_worker_daemon_json(existing, wanted):
     """Docker's daemon.json with wanted merged in, recursively: every key the file had that wanted
     does not name is kept as it was. existing is the file's text ("" when there is none)."""
@@ -164,6 +195,7 @@ class FilterModule:
             "gpu_worker_layout": gpu_worker_layout,
             "gpu_worker_unknown_settings": gpu_worker_unknown_settings,
             "gpu_worker_settings_file": gpu_worker_settings_file,
+            "gpu_worker_files": gpu_worker_files,
             "gpu_worker_daemon_json": gpu_worker_daemon_json,
             "gpu_worker_status_lines": gpu_worker_status_lines,
             "gpu_worker_not_running": gpu_worker_not_running,

@@ -31,6 +31,13 @@ package) for what the awx.awx modules send:
 - schedules: the rrule is checked like AWX does (one DTSTART with a TZID or UTC, one RRULE, INTERVAL,
   COUNT at most 999, no numeric BYDAY prefix) and parsed with python-dateutil; ``next_run`` and
   ``timezone`` are computed; ``unified_job_templates`` lists templates, projects and inventory sources;
+- webhooks: a job template's ``webhook_service`` is ``""``, ``github`` or ``gitlab``; setting one gives the
+  template a key (``GET /job_templates/<id>/webhook_key/``, ``POST`` makes a new one) and a receiver,
+  ``POST /api/v2/job_templates/<id>/github/`` (or ``gitlab/``), which needs no credentials: GitHub's
+  ``X-Hub-Signature: sha1=<HMAC-SHA1 of the body with the key>`` (or GitLab's ``X-Gitlab-Token: <key>``),
+  else 403; a template without that service is 404; an ``X-GitHub-Delivery`` seen before launches
+  nothing (202 "Webhook previously received, aborting."); otherwise the template is launched with the
+  ``tower_webhook_*`` extra variables AWX adds (202 "Job queued."; ``jobs`` lists them);
 - ``/api/v2/ping/``, ``/api/v2/me/``, ``/api/v2/config/``.
 
 Every request is logged (``calls()``, ``writes()``) and ``violations`` lists what broke the contract.
@@ -42,7 +49,10 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import hashlib
+import hmac
 import itertools
+import secrets
 import re
 import sys
 import time
@@ -180,6 +190,8 @@ class AwxServer(TestServer):
         self.jt_credentials = {}               # job template id -> [credential id]
         self.project_updates = {}
         self.secrets = {}                      # credential id -> {input: value} (what AWX encrypts)
+        self.webhook_keys = {}                 # job template id -> its webhook key
+        self.jobs = []                         # jobs launched by a webhook
         for managed in MANAGED_TYPES:
             item = dict(copy.deepcopy(managed), description="", injectors={}, managed=True)
             self.store["credential_types"][item["id"]] = self._decorate("credential_types", item)
@@ -199,7 +211,10 @@ class AwxServer(TestServer):
         item.update(type=kind, url=base, created=item.get("created") or _now(), modified=_now())
         related = {"named_url": base}
         if resource == "job_templates":
-            related.update(survey_spec=base + "survey_spec/", credentials=base + "credentials/", launch=base + "launch/")
+            related.update(survey_spec=base + "survey_spec/", credentials=base + "credentials/", launch=base + "launch/",
+                           webhook_key=base + "webhook_key/")
+            if item.get("webhook_service"):
+                related["webhook_receiver"] = base + item["webhook_service"] + "/"
         if resource == "projects":
             related.update(update=base + "update/")
         item["related"] = related
@@ -233,9 +248,21 @@ class AwxServer(TestServer):
                 return None
         return Reply(401, {"detail": "Authentication credentials were not provided."}, headers={"WWW-Authenticate": 'Bearer realm="api"'})
 
+    def public(self, method, path):
+        return method == "POST" and re.fullmatch(r"/api/v2/job_templates/\d+/(github|gitlab)/", path) is not None
+
     # --- routes --------------------------------------------------------------------------
     def dispatch(self, call, template, params):
         method = call.method
+        if template == "webhook_key":
+            if params["id"] not in self.store["job_templates"]:
+                return self.error(404, "not_found", "Not found.")
+            if method == "POST":
+                self.webhook_keys[params["id"]] = secrets.token_urlsafe(30)
+                return Reply(201, {"webhook_key": self.webhook_keys[params["id"]]})
+            return Reply(200, {"webhook_key": self.webhook_keys.get(params["id"], "")})
+        if template == "webhook_receiver":
+            return self._webhook(call, params["id"], params["service"])
         if template == "ping":
             return Reply(200, {"ha": False, "version": VERSION, "active_node": "awx-test-double", "install_uuid": "00000000",
                                "instances": [], "instance_groups": []})
@@ -380,6 +407,15 @@ class AwxServer(TestServer):
         if resource == "job_templates":
             project = self.store["projects"].get(item["project"])
             item["organization"] = project["organization"] if project else None
+            if item["webhook_service"] and not self.webhook_keys.get(item["id"]):
+                self.webhook_keys[item["id"]] = secrets.token_urlsafe(30)
+            if not item["webhook_service"]:
+                self.webhook_keys.pop(item["id"], None)
+            receiver = "/api/v2/job_templates/%d/%s/" % (item["id"], item["webhook_service"]) if item["webhook_service"] else None
+            if "related" in item:
+                item["related"].pop("webhook_receiver", None)
+                if receiver:
+                    item["related"]["webhook_receiver"] = receiver
         if resource == "schedules":
             item.update(_schedule_times(item["rrule"]))
             ujt = self._ujt(item["unified_job_template"])
@@ -485,6 +521,8 @@ class AwxServer(TestServer):
             errors["job_type"] = ['"%s" is not a valid choice.' % item["job_type"]]
         if item["verbosity"] not in range(6):
             errors["verbosity"] = ['"%s" is not a valid choice.' % item["verbosity"]]
+        if item["webhook_service"] not in ("", "github", "gitlab"):
+            errors["webhook_service"] = ['"%s" is not a valid choice.' % item["webhook_service"]]
         project = self.store["projects"].get(item["project"])
         if project is None:
             errors["project"] = ["This field is required."]
@@ -518,6 +556,33 @@ class AwxServer(TestServer):
             return Reply(400, {"error": message})
         self.surveys[ident] = copy.deepcopy(call.body)
         return Reply(200)
+
+    def _webhook(self, call, ident, service):
+        """AWX's webhook receivers (awx/api/views/webhooks.py): the signature, then one job per delivery."""
+        template = self.store["job_templates"].get(ident)
+        if template is None or template["webhook_service"] != service:
+            return self.error(404, "not_found", "Not found.")
+        key = self.webhook_keys.get(ident, "").encode()
+        if service == "github":
+            algorithm, _sep, signature = call.headers.get("x-hub-signature", "").partition("=")
+            expected = hmac.new(key, call.raw, hashlib.sha1).hexdigest()
+            valid = bool(key) and algorithm == "sha1" and hmac.compare_digest(signature, expected)
+            event, guid = call.headers.get("x-github-event"), call.headers.get("x-github-delivery")
+            ref = (call.body or {}).get("after") if event == "push" else None
+        else:
+            valid = bool(key) and hmac.compare_digest(call.headers.get("x-gitlab-token", "").encode(), key)
+            event, guid = call.headers.get("x-gitlab-event"), hashlib.sha1(call.raw).hexdigest()
+            ref = (call.body or {}).get("checkout_sha") if event in ("Push Hook", "Tag Push Hook") else None
+        if not valid:
+            return self.error(403, "permission_denied", "You do not have permission to perform this action.")
+        if any(job["job_template"] == ident and job["webhook_guid"] == guid for job in self.jobs):
+            return Reply(202, {"message": "Webhook previously received, aborting."})
+        self.jobs.append({"id": next(self.ids), "type": "job", "job_template": ident, "name": template["name"], "launch_type": "webhook",
+                          "webhook_service": service, "webhook_guid": guid, "status": "pending",
+                          "extra_vars": {"tower_webhook_event_type": event, "tower_webhook_event_guid": guid,
+                                         "tower_webhook_event_ref": ref, "tower_webhook_status_api": None,
+                                         "tower_webhook_payload": call.body}})
+        return Reply(202, {"message": "Job queued."})
 
     def _jt_credentials(self, call, ident):
         if ident not in self.store["job_templates"]:
@@ -559,6 +624,8 @@ class AwxContract:
         ("unified_job_templates", r"/api/v2/unified_job_templates/", ("GET",)),
         ("survey_spec", r"/api/v2/job_templates/(?P<id>\d+)/survey_spec/", ("GET", "POST", "DELETE")),
         ("jt_credentials", r"/api/v2/job_templates/(?P<id>\d+)/credentials/", ("GET", "POST")),
+        ("webhook_key", r"/api/v2/job_templates/(?P<id>\d+)/webhook_key/", ("GET", "POST")),
+        ("webhook_receiver", r"/api/v2/job_templates/(?P<id>\d+)/(?P<service>github|gitlab)/", ("POST",)),
         ("list", r"/api/v2/(?P<resource>%s)/" % "|".join(RESOURCES), ("GET", "POST")),
         ("detail", r"/api/v2/(?P<resource>%s)/(?P<id>\d+)/" % "|".join(RESOURCES), ("GET", "PATCH", "PUT", "DELETE")),
     )

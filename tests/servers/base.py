@@ -19,6 +19,7 @@ class Call:
     headers: dict
     status: int | None = None
     fault: str | None = None
+    raw: bytes = b""     # the body as received (what a webhook's signature covers)
 
     @property
     def write(self) -> bool:
@@ -125,6 +126,10 @@ class TestServer:
     def authorized(self, headers) -> Reply | None:
         return None
 
+    def public(self, method, path) -> bool:
+        """Routes that authenticate by other means (a webhook's signature): no credentials asked."""
+        return False
+
     def error(self, status, code, message, fields=None) -> Reply:
         raise NotImplementedError
 
@@ -162,7 +167,7 @@ class TestServer:
             except ValueError:
                 bad_json = True
         call = Call(handler.command, parts.path, dict(parse_qsl(parts.query)), body,
-                    {k.lower(): v for k, v in handler.headers.items()})
+                    {k.lower(): v for k, v in handler.headers.items()}, raw=raw)
         with self.lock:
             self.log.append(call)
             seen = len(self.violations)
@@ -219,7 +224,7 @@ class TestServer:
         """Authentication and the contract: the refusal to send, or None when the request may be
         applied (``call._template`` is then its route). A request outside the contract is recorded
         as a violation."""
-        denied = self.authorized(call.headers)
+        denied = None if self.public(call.method, call.path) else self.authorized(call.headers)
         if denied is not None:
             try:
                 call._template = self.spec.match(call.method, call.path)[0]  # the 401/403 reply is checked too

@@ -20,6 +20,15 @@ from tests.servers.dns import DnsServer  # noqa: E402
 from tests.servers.godaddy import GoDaddyServer  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def audit_log_apart(tmp_path_factory):
+    """The project's ansible.cfg enables the audit callback (README "Audit trail"): the playbook runs of the
+    tests write their records to a file of the test session, not to the checkout's logs/audit.jsonl."""
+    if "SCIOPS_AUDIT_LOG" not in os.environ:
+        os.environ["SCIOPS_AUDIT_LOG"] = str(tmp_path_factory.mktemp("audit") / "audit.jsonl")
+    yield
+
+
 @pytest.fixture
 def godaddy():
     server = GoDaddyServer().start()

@@ -224,8 +224,10 @@ def test_the_sentinel_stops_the_workers_on_a_driver_mismatch(b):
         assert b.run("systemctl start sciops-gpu-sentinel.service").rc != 0
         stopped = wait(lambda: all(not b.service(unit(f"mol-gpu-b-gpu0-{slot}")).is_running for slot in (1, 2)))
         assert stopped
-        journal = b.check_output(f"journalctl --after-cursor '{cursor}' -u sciops-gpu-sentinel.service -o cat")
-        lines = [line for line in journal.splitlines() if "does not match" in line]
+        # journald may write the line a moment after the unit's process exited: wait for it.
+        lines = wait(lambda: [line for line in b.check_output(
+            f"journalctl --after-cursor '{cursor}' -u sciops-gpu-sentinel.service -o cat").splitlines()
+            if "does not match" in line], timeout=20)
         assert lines == [
             "sciops-gpu-sentinel: NVIDIA kernel module 535.161.07 (/etc/sciops-test/gpu/module-version) does not match the "
             "user-space library 535.183.01 (/opt/sciops-test/gpu/lib/libnvidia-ml.so.*): GPU workers stopped until the node "
@@ -317,6 +319,26 @@ def test_check_mode_tells_the_truth_and_changes_nothing(b):
     after = {slot: show(b, unit(f"mol-gpu-b-gpu0-{slot}"), "MainPID")["MainPID"] for slot in (1, 2)}
     assert after[1] == pids[1] and after[2] != pids[2]
     assert KEY not in run.output
+
+
+def test_turning_the_sentinel_off_removes_its_timer_and_its_start_check(b):
+    sentinel = "/usr/local/sbin/sciops-gpu-sentinel"
+    off = json.dumps({"gpu_worker_sentinel": False})
+    run = run_playbook(PLAYBOOK, "--limit", "mol-gpu-b", "-e", off)
+    assert run.rc == 0 and run.recap()["mol-gpu-b"]["changed"] >= 1, run.output[-3000:]
+    assert b.run("systemctl is-active sciops-gpu-sentinel.timer").stdout.strip() != "active"
+    assert not b.file("/etc/systemd/system/sciops-gpu-sentinel.timer").exists and not b.file(sentinel).exists
+    assert "sciops-gpu-sentinel" not in b.check_output("systemctl list-timers --all --no-legend")
+    assert sentinel not in show(b, unit("mol-gpu-b-gpu0-1"), "ExecStartPre").get("ExecStartPre", "")
+    assert wait(lambda: len(live(b)) == 2)  # the workers run on without it
+    run = run_playbook(PLAYBOOK, "--limit", "mol-gpu-b", "-e", off)
+    assert run.rc == 0 and run.recap()["mol-gpu-b"]["changed"] == 0, run.output[-3000:]
+    # Back on: the timer is scheduled again and each start checks the driver again.
+    run = run_playbook(PLAYBOOK, "--limit", "mol-gpu-b")
+    assert run.rc == 0, run.output[-3000:]
+    assert b.service("sciops-gpu-sentinel.timer").is_running and b.service("sciops-gpu-sentinel.timer").is_enabled
+    assert sentinel in show(b, unit("mol-gpu-b-gpu0-1"), "ExecStartPre")["ExecStartPre"]
+    assert wait(lambda: len(live(b)) == 2)
 
 
 def test_the_status_playbook_shows_every_worker_its_gpu_state_and_heartbeat():

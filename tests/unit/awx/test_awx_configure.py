@@ -84,6 +84,9 @@ def test_configure_creates_everything_then_changes_nothing_and_check_mode_writes
         assert awx.surveys.get(made["id"], {}) == template.get("survey_spec", {}), template["name"]
         creds = sorted(awx.store["credentials"][c]["name"] for c in awx.jt_credentials.get(made["id"], []))
         assert creds == sorted(template["credentials"]), template["name"]
+        # The environments' site templates get their webhook (and AWX its key); no other template has one.
+        assert made["webhook_service"] == template.get("webhook_service", ""), template["name"]
+        assert bool(awx.webhook_keys.get(made["id"])) == bool(template.get("webhook_service")), template["name"]
     vault = awx.find("credentials", "sciops staging vault")
     assert vault["inputs"] == {"vault_id": "staging", "vault_password": VAULT_PASSWORD}  # from the environment
     assert "vault_password" not in awx.find("credentials", "sciops production vault")["inputs"]  # none given: none made up

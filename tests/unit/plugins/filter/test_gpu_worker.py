@@ -3,6 +3,7 @@
 Docker's daemon.json merged with every other key kept."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sciops.platform.plugins.filter.gpu_worker import (
     FilterModule,
     gpu_worker_daemon_json,
+    gpu_worker_files,
     gpu_worker_gpus,
     gpu_worker_layout,
     gpu_worker_not_running,
@@ -31,7 +33,7 @@ def smi(count):
 def test_the_filters_are_registered():
     assert set(FilterModule().filters()) == {
         "gpu_worker_gpus", "gpu_worker_layout", "gpu_worker_unknown_settings", "gpu_worker_settings_file",
-        "gpu_worker_daemon_json", "gpu_worker_status_lines", "gpu_worker_not_running"}
+        "gpu_worker_daemon_json", "gpu_worker_status_lines", "gpu_worker_not_running", "gpu_worker_files"}
 
 
 def test_nvidia_smi_output_is_parsed_in_index_order():
@@ -143,3 +145,36 @@ def test_only_services_not_active_or_not_enabled_are_started():
             "Id=sciops-gpu-worker@n-gpu0-3.service\nActiveState=active\nUnitFileState=disabled\n")
     assert [worker["name"] for worker in gpu_worker_not_running(layout, show)] == ["n-gpu0-2", "n-gpu0-3", "n-gpu0-4"]
     assert gpu_worker_not_running([], "") == []
+
+
+def test_each_service_gets_its_settings_file_and_drop_in_with_their_sha1():
+    layout = gpu_worker_layout([{"index": 0, "uuid": "GPU-aaa"}, {"index": 1, "uuid": "GPU-bbb"}], "node1",
+                               services_per_gpu=2, cpu_count=4)
+    files = gpu_worker_files(layout, {"api_url": "https://compute.example", "key": "s3cret", "max_tasks": 5},
+                             "/srv/shared", "/srv/scratch", "/etc/sciops/gpu-worker", "/etc/systemd/system", "compute",
+                             "Ansible managed")
+    assert [(f["name"], f["kind"]) for f in files][:2] == [("node1-gpu0-1", "settings"), ("node1-gpu0-1", "dropin")]
+    assert len(files) == 8
+    settings = json.loads(files[0]["content"])
+    assert files[0]["path"] == "/etc/sciops/gpu-worker/node1-gpu0-1.yaml" and files[0]["mode"] == "0600"
+    assert files[0]["owner"] == files[0]["group"] == "compute"
+    assert settings == {"init": {"api_url": "https://compute.example", "key": "s3cret", "name": "node1-gpu0-1",
+                                 "shared_basedir": "/srv/shared/node1-gpu0-1",
+                                 "scratch_basedir": "/srv/scratch/node1-gpu0-1"},
+                        "start": {"max_tasks": 5}}
+    assert files[0]["content"].endswith("}\n") and '\n  "init": {\n' in files[0]["content"]  # to_nice_json(indent=2)
+    dropin = files[3]
+    assert dropin["path"] == "/etc/systemd/system/sciops-gpu-worker@node1-gpu0-2.service.d/10-layout.conf"
+    assert dropin["content"] == (
+        "# Ansible managed (gpu_worker): node1-gpu0-2, GPU 0 slot 2.\n[Service]\n"
+        "Environment=CUDA_VISIBLE_DEVICES=GPU-aaa\nEnvironment=OPENMM_CPU_THREADS=1\n"
+        "Environment=SCIOPS_GPU_WORKER_CPUS=1\nCPUAffinity=1\n")
+    for item in files:
+        assert item["checksum"] == hashlib.sha1(item["content"].encode()).hexdigest()
+
+
+def test_cpu_only_drop_ins_name_no_gpu():
+    layout = gpu_worker_layout([], "node2", cpu_count=2, cpu_only=True, cpu_only_services=1)
+    dropin = gpu_worker_files(layout, {}, "/s", "/t", "/c", "/u", "w", "Ansible managed")[1]
+    assert dropin["content"].startswith("# Ansible managed (gpu_worker): node2-cpu-1, CPU-only.\n")
+    assert "Environment=CUDA_VISIBLE_DEVICES=\n" in dropin["content"]

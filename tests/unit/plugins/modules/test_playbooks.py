@@ -123,8 +123,8 @@ def test_provision_playbook_creates_droplets_records_addresses_and_removes_them(
 
 def test_staging_forum_host_gets_a_droplet_and_its_dns_name(digitalocean, godaddy, tmp_path):
     """The staging inventory as it is (a copy, its links resolved): provision.yml creates every node's
-    droplet, the forum's included, and dns.yml then points forum.<domain> at the forum droplet's
-    address that provision.yml recorded."""
+    droplet, the forum's included, and dns.yml then points forum.staging.<domain> at the forum droplet's
+    address that provision.yml recorded, and the services' and hubs' names at the front door's."""
     inv = tmp_path / "staging"
     shutil.copytree(ROOT / "inventories" / "staging", inv, symlinks=False)
     # The secrets' template stands in for the encrypted vault (its CHANGE-ME values reach no server).
@@ -140,4 +140,8 @@ def test_staging_forum_host_gets_a_droplet_and_its_dns_name(digitalocean, godadd
     public = next(n["ip_address"] for n in droplets["staging-forum1"]["networks"]["v4"] if n["type"] == "public")
     dns = run(["-i", str(inv), "playbooks/dns.yml"], env)
     assert dns.returncode == 0, dns.stdout + dns.stderr
-    assert [r["data"] for r in godaddy.records("example.org", "A", "forum")] == [public]
+    assert [r["data"] for r in godaddy.records("example.org", "A", "forum.staging")] == [public]
+    # Every other public name (the services', the hubs') points at the front door's droplet.
+    front = next(n["ip_address"] for n in droplets["staging-app1"]["networks"]["v4"] if n["type"] == "public")
+    for name in ("nmpi", "quotas", "www", "docs", "hub", "lab"):
+        assert [r["data"] for r in godaddy.records("example.org", "A", name + ".staging")] == [front], name
