@@ -13,6 +13,9 @@ export ANSIBLE_FORCE_COLOR := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 NODE_IMAGE ?= sciops/node:debian12
 export SCIOPS_NODE_IMAGE := $(NODE_IMAGE)
+# The execution environment built locally from Debian (make ee; README "AWX").
+EE_IMAGE ?= sciops/ee:local
+export SCIOPS_EE_IMAGE := $(EE_IMAGE)
 # The job-queue repository as an archive, for machines that cannot reach GitHub (the local
 # environment and the services scenario deploy the real applications from it).
 SCIOPS_NMPI_ARCHIVE ?= $(abspath $(CURDIR)/../shared/upstream/ebrains-neuromorphic-job-queue-api-59c92ce.tar.gz)
@@ -38,7 +41,7 @@ TEST_CHECKS ?= lint&collection&unit&sanity&molecule:jupyterhub plain:molecule:co
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))
 __test_missing := $(filter-out $(__test_words),$(addprefix molecule:,$(SCENARIOS)))
 
-.PHONY: help setup venv tools docker image up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e awx-templates bench bench-scale bench-switch bench-hub bench-forum bench-gpu lock clean
+.PHONY: help setup venv tools docker image ee up down test lint yamllint ansible-lint shellcheck collection unit sanity molecule local-e2e awx-templates bench bench-scale bench-switch bench-hub bench-forum bench-gpu lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +65,9 @@ docker: ## Use the running Docker engine, or install and start one (root, Debian
 
 image: docker ## Build the Debian 12 systemd test-node image when its recipe changed
 	@scripts/build-node-image.sh $(NODE_IMAGE)
+
+ee: image venv ## Build the execution environment from Debian (same lists as execution-environment.yml) when they changed
+	@scripts/build-ee-image.sh $(EE_IMAGE)
 
 # --- the local environment -----------------------------------------------------------------
 up: setup ## Deploy the whole platform to local containers and print what runs where
@@ -99,7 +105,7 @@ sanity: venv ## ansible-test sanity on the plugins (offline)
 molecule: setup ## Run the molecule scenarios (SCENARIOS="postgres" to pick)
 	@for s in $(SCENARIOS); do molecule test -s $$s; done
 
-local-e2e: setup ## make up, check the platform answers, make down
+local-e2e: setup ee ## make up, check the platform answers, run the AWX templates through ansible-runner, make down
 	@tests/local/e2e.sh
 
 awx-templates: venv ## Write awx/templates.yml (AWX job templates) from awx/operations.yml and the argument specs

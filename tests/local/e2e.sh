@@ -168,6 +168,17 @@ log "second run: changed=0 in ${took} s"
 # shellcheck source=tests/local/e2e-drift.sh
 source tests/local/e2e-drift.sh
 
+# AWX's job templates the way AWX runs them (ansible-runner; survey defaults and answers, check
+# mode, diff, vault), each operation once against this environment, then one in the execution
+# environment built from Debian by `make ee` (tests/local/e2e-awx.py).
+log "AWX: every job template's playbook through ansible-runner (tests/local/e2e-awx.py)"
+awx_started=$(date +%s)
+python tests/local/e2e-awx.py || fail "an AWX job template's run failed or did not do what it should (above)"
+log "AWX: the templates' jobs took $(( $(date +%s) - awx_started )) s"
+ee_image=${SCIOPS_EE_IMAGE:-sciops/ee:local}
+docker image inspect "$ee_image" >/dev/null 2>&1 || fail "no image $ee_image: run make ee (make local-e2e builds it)"
+python tests/local/e2e-awx.py --ee "$ee_image" || fail "the template's job in the execution environment $ee_image failed (above)"
+
 if [ -n "$preexisting" ]; then
   log "OK (make down not exercised: the environment was up before the test)"
   exit 0
