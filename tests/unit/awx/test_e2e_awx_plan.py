@@ -43,7 +43,7 @@ def test_a_template_missing_from_the_plan_is_an_error():
 def test_every_planned_launch_is_one_awx_accepts(step):
     template = TEMPLATES[step.template]
     extra = e2e_awx.launch_vars(template, {k: (v(CTX) if callable(v) else v) for k, v in step.answers.items()})
-    assert {k: v for k, v in template["extra_vars"].items()} == {k: extra[k] for k in template["extra_vars"]}
+    assert dict(template["extra_vars"]) == {k: extra[k] for k in template["extra_vars"]}
     assert extra["awx_job_template_name"] == template["name"] and extra["tower_job_id"] == 1
     for question in (template.get("survey_spec") or {}).get("spec", []):
         if question.get("required"):
