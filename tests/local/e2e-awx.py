@@ -315,10 +315,10 @@ def verify_no_gpu(ctx: Context, job: Job) -> None:
         raise Failed("expected its GPU plays to match no host (the local inventory has no gpu_workers group)")
 
 
-# The discourse_backup role writes the forum key's policy file for the operator on the controller,
-# into the project's backups/ (roles/discourse_backup/vars/main.yml): AWX runs each job in a fresh
-# project folder, so every job of the forum's converge reports it as changed (a known issue,
-# README "AWX"); nothing else may change.
+# The local inventory asks the discourse_backup role for the forum key's policy file, in the
+# project's backups/ (inventories/local/group_vars/forum/discourse_backup.yml): AWX runs each job in
+# a fresh project folder, so every local job of the forum's converge writes it again (staging and
+# production write none unless asked); nothing else may change.
 POLICY_FILE = ("bucket | Create the folder of the forum key's policy file",
                "bucket | Write the forum key's least-privilege policy for the operator")
 

@@ -86,6 +86,21 @@ def test_a_change_is_applied_and_check_mode_writes_nothing(bucket_run):
     assert client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["Expiration"]["Days"] == 60
 
 
+def test_no_policy_file_is_written_unless_asked_so_a_fresh_project_folder_stays_unchanged(bucket_run, tmp_path):
+    # AWX starts every job in a fresh project folder: a file written there on every run would make
+    # every run (the nightly drift check too) report a change.
+    bucket, policy_file, client, run = bucket_run
+    first = run(discourse_backup_iam_policy_file="")
+    assert first.rc == 0, first
+    assert bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    written = [path for path in tmp_path.parent.rglob("*iam-policy*.json")] + ([policy_file] if policy_file.exists() else [])
+    assert written == []
+    again = run(discourse_backup_iam_policy_file="")
+    assert again.rc == 0 and changed(again) == [], again
+    # Asked for: written, then left alone.
+    assert run().rc == 0 and policy_file.exists()
+
+
 def test_an_endpoint_with_a_private_ca(playbook, moto_tls, s3_env, tmp_path):
     endpoint, ca = moto_tls
     bucket = "forum-" + uuid.uuid4().hex[:12]
