@@ -93,7 +93,7 @@ def test_no_policy_file_is_written_unless_asked_so_a_fresh_project_folder_stays_
     first = run(discourse_backup_iam_policy_file="")
     assert first.rc == 0, first
     assert bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
-    written = [path for path in tmp_path.parent.rglob("*iam-policy*.json")] + ([policy_file] if policy_file.exists() else [])
+    written = list(tmp_path.parent.rglob("*iam-policy*.json")) + ([policy_file] if policy_file.exists() else [])
     assert written == []
     again = run(discourse_backup_iam_policy_file="")
     assert again.rc == 0 and changed(again) == [], again
