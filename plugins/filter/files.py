@@ -42,24 +42,32 @@ def directories_to_fix(stat_stdout, items):
     """The items whose path is missing, is not a directory, or has another owner, group or mode
     than the item names (an owner, group or mode the item leaves out is not compared)."""
     _paths(items)
+    seen = _stat_entries((stat_stdout or "").splitlines())
+    fix = []
+    for item in items:
+        found = seen.get(item["path"])
+        if found is None or found[0] != "directory" or _attributes_differ(item, found):
+            fix.append(item)
+    return fix
+
+
+def _stat_entries(lines):
+    """{path: (type, owner, group, mode)} from the lines stat printed in _FORMAT."""
     seen = {}
-    for line in (stat_stdout or "").splitlines():
+    for line in lines:
         parts = line.split("|", 4)
         if len(parts) == 5:
             kind, owner, group, mode, path = parts
             seen[path] = (kind, owner, group, mode)
-    fix = []
-    for item in items:
-        found = seen.get(item["path"])
-        if found is None or found[0] != "directory":
-            fix.append(item)
-            continue
-        _kind, owner, group, mode = found
-        if ("owner" in item and str(item["owner"]) != owner) or ("group" in item and str(item["group"]) != group):
-            fix.append(item)
-        elif "mode" in item and _mode(item["mode"], item) != _mode(mode, item):
-            fix.append(item)
-    return fix
+    return seen
+
+
+def _attributes_differ(item, found):
+    """Whether stat's owner, group or mode differ from the item's (one the item leaves out is not compared)."""
+    _kind, owner, group, mode = found
+    if ("owner" in item and str(item["owner"]) != owner) or ("group" in item and str(item["group"]) != group):
+        return True
+    return "mode" in item and _mode(item["mode"], item) != _mode(mode, item)
 
 
 # sha1sum prints "<sha1>  <path>" for each readable file, then stat one line per existing path;
@@ -78,27 +86,16 @@ def files_to_write(stdout, items):
     """The items whose file is missing, is not a regular file, has other content (the item's
     checksum: the SHA-1 of the content the task writes) or another owner, group or mode."""
     _paths(items)
-    sums, seen = {}, {}
-    for line in (stdout or "").splitlines():
-        if _SHA1_LINE.match(line):
-            sums[line[42:]] = line[:40]
-            continue
-        parts = line.split("|", 4)
-        if len(parts) == 5:
-            kind, owner, group, mode, path = parts
-            seen[path] = (kind, owner, group, mode)
+    lines = (stdout or "").splitlines()
+    sums = {line[42:]: line[:40] for line in lines if _SHA1_LINE.match(line)}
+    seen = _stat_entries(line for line in lines if not _SHA1_LINE.match(line))
     write = []
     for item in items:
         if not isinstance(item.get("checksum"), str) or len(item["checksum"]) != 40:
             raise AnsibleFilterError(f"file item {item['path']}: checksum must be the SHA-1 (40 hex digits) of its content")
         found = seen.get(item["path"])
-        if found is None or found[0] not in ("regular file", "regular empty file") or sums.get(item["path"]) != item["checksum"]:
-            write.append(item)
-            continue
-        _kind, owner, group, mode = found
-        if ("owner" in item and str(item["owner"]) != owner) or ("group" in item and str(item["group"]) != group):
-            write.append(item)
-        elif "mode" in item and _mode(item["mode"], item) != _mode(mode, item):
+        if (found is None or found[0] not in ("regular file", "regular empty file")
+                or sums.get(item["path"]) != item["checksum"] or _attributes_differ(item, found)):
             write.append(item)
     return write
 
