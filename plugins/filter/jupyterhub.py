@@ -649,6 +649,13 @@ def jupyterhub_user_envs(merged):
     return list(seen.values())
 
 
+def jupyterhub_env_pip_job(env, envs_dir, singleuser_requirement):
+    """install.yml's job for one users' environment ({name, packages}): its virtualenv with
+    jupyterhub-singleuser and the packages named, installed without pip's cache."""
+    return {"label": f"env {env['name']}", "venv": f"{envs_dir}/{env['name']}",
+            "packages": [singleuser_requirement] + list(env["packages"]), "env": {"PIP_NO_CACHE_DIR": "1"}}
+
+
 def jupyterhub_summary(merged):
     """One line per hub: name, URL, login, storage, culling."""
     lines = []
@@ -679,6 +686,7 @@ class FilterModule(object):
             "jupyterhub_firewall_rules": jupyterhub_firewall_rules,
             "jupyterhub_redacted": jupyterhub_redacted,
             "jupyterhub_user_envs": jupyterhub_user_envs,
+            "jupyterhub_env_pip_job": jupyterhub_env_pip_job,
             "jupyterhub_summary": jupyterhub_summary,
             "jupyterhub_deep_merge": deep_merge,
         }

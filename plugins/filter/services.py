@@ -394,6 +394,33 @@ def node_addresses(hostvars, hosts):
     return out
 
 
+def venv_share_plan(hostvars, batch, host, fact="__webservice_venv_plan"):
+    """Who provides a virtualenv that several hosts of a run need (webservice_venv_share).
+
+    Each host of the play's batch that runs the role for a service publishes a plan (fact):
+    {service, venv (its path), key (what it is built from), build (whether this host needs it)}.
+    The hosts with the same service, path and key form a group, in batch order. Its provider is
+    the first host that already has the virtualenv, else the first that needs it (it builds it);
+    the receivers are the others that need it (they get a copy of the provider's). Returns
+    {provider, receivers} for host's group; no receivers means nothing is shared."""
+    def plan_of(name):
+        plan = hostvars[name].get(fact) if name in hostvars else None
+        return plan if isinstance(plan, Mapping) and plan.get("service") else None
+
+    mine = plan_of(host)
+    if not mine:
+        return {"provider": "", "receivers": []}
+    identity = (mine["service"], mine["venv"], mine["key"])
+    group = [(name, plan_of(name)) for name in batch]
+    group = [(name, plan) for name, plan in group if plan and (plan["service"], plan["venv"], plan["key"]) == identity]
+    if not any(bool(plan["build"]) for _, plan in group):
+        return {"provider": "", "receivers": []}
+    holders = [name for name, plan in group if not plan["build"]]
+    provider = holders[0] if holders else group[0][0]
+    receivers = [name for name, plan in group if plan["build"] and name != provider]
+    return {"provider": provider if receivers else "", "receivers": receivers}
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -410,4 +437,5 @@ class FilterModule(object):
             "app_hosts": app_hosts,
             "database_connections": database_connections,
             "service_summary": service_summary,
+            "venv_share_plan": venv_share_plan,
         }

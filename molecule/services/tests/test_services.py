@@ -198,6 +198,16 @@ def test_the_colour_unit_runs_the_app_server_as_the_service_user(host):
         assert f"uid:{uid} " in listener and "/nmpi_queue-blue.service" in listener, f"{name}: {listener}"
 
 
+def test_one_virtualenv_was_built_for_both_app_nodes(host):
+    # webservice_venv_share: pip ran on mol-svc-app1 only and mol-svc-app2 got a copy of its
+    # virtualenv, so both hold the same files with the same times (two pip installs would differ
+    # in their files' times), and the copy runs (the previous tests reached both nodes).
+    listing = "cd /srv/nmpi_queue/blue/venv && find . -type f -exec stat -c '%n %s %Y' {} + | sort | sha1sum"
+    digests = {name: node(name).check_output(listing) for name in APPS}
+    assert len(set(digests.values())) == 1, digests
+    assert node("mol-svc-app2").file("/srv/nmpi_queue/blue/venv/.sciops-runtime").content_string.strip()
+
+
 def test_data_directory_is_kept_outside_releases_and_writable_by_the_service(host):
     app = node("mol-svc-app1")
     env = app.file("/etc/sciops/services/nmpi_queue/blue.env").content_string

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.sciops.platform.plugins.filter.jupyterhub import (
     AnsibleFilterError, deep_merge, jupyterhub_auth_traits, jupyterhub_culler_args, jupyterhub_culler_scopes,
     jupyterhub_deployments, jupyterhub_firewall_rules, jupyterhub_frontdoor_catalogue, jupyterhub_frontdoor_services,
-    jupyterhub_problems, jupyterhub_secret_env,
+    jupyterhub_env_pip_job, jupyterhub_problems, jupyterhub_secret_env,
     jupyterhub_redacted, jupyterhub_settings, jupyterhub_summary, jupyterhub_user_envs)
 from tests.jupyterhub.hierarchy import layers, merged
 
@@ -376,6 +376,13 @@ def test_firewall_opens_only_non_loopback_hubs_to_the_front_doors():
 def test_user_envs_are_built_once_per_name():
     assert jupyterhub_user_envs(list(merged().values())) == [
         {"name": "default", "packages": ["jupyterlab>=4.2,<5", "ipykernel"]}]
+
+
+def test_user_env_pip_job_pins_singleuser_and_skips_the_cache():
+    env = jupyterhub_user_envs(list(merged().values()))[0]
+    assert jupyterhub_env_pip_job(env, "/opt/jupyterhub/envs", "jupyterhub==5.2.1") == {
+        "label": "env default", "venv": "/opt/jupyterhub/envs/default",
+        "packages": ["jupyterhub==5.2.1", "jupyterlab>=4.2,<5", "ipykernel"], "env": {"PIP_NO_CACHE_DIR": "1"}}
 
 
 def test_summary_lines():

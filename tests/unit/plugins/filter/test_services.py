@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.sciops.platform.plugins.filter.services import (
     AnsibleFilterError, app_hosts, colour_firewall_rules, database_connections, frontdoor_certificates, frontdoor_defaults,
-    frontdoor_headers, service_entries, service_env, service_named, services_on_host)
+    frontdoor_headers, service_entries, service_env, service_named, services_on_host, venv_share_plan)
 
 GROUPS = {"all": ["fd1", "app1", "app2", "db1"], "frontdoor": ["fd1"], "nmpi_queue": ["app1", "app2"],
           "echo": ["app1"], "postgres": ["db1"]}
@@ -162,3 +162,48 @@ def test_db_connections_must_be_a_count():
         service_entries([echo(db_connections=-1)], None, GROUPS, ADDRESSES)
     with pytest.raises(AnsibleFilterError, match=r"db_connections must be a number"):
         service_entries([echo(db_connections="many")], None, GROUPS, ADDRESSES)
+
+
+def _plans(**plans):
+    """hostvars with a __webservice_venv_plan per host (None: the host has none)."""
+    return {host: ({} if plan is None else {"__webservice_venv_plan": plan}) for host, plan in plans.items()}
+
+
+def _plan(build, service="nmpi_queue", venv="/srv/nmpi_queue/releases/blue-1/venv", key="k1"):
+    return {"service": service, "venv": venv, "key": key, "build": build}
+
+
+def test_venv_share_first_host_builds_the_others_receive():
+    hostvars = _plans(app1=_plan(True), app2=_plan(True), app3=_plan(True))
+    for host in ("app1", "app2", "app3"):
+        assert venv_share_plan(hostvars, ["app1", "app2", "app3"], host) == {"provider": "app1", "receivers": ["app2", "app3"]}
+
+
+def test_venv_share_a_host_that_has_it_provides_it_to_a_new_one():
+    hostvars = _plans(app1=_plan(False), app2=_plan(False), app3=_plan(True))
+    assert venv_share_plan(hostvars, ["app1", "app2", "app3"], "app3") == {"provider": "app1", "receivers": ["app3"]}
+
+
+def test_venv_share_nothing_to_share_when_no_host_or_one_host_needs_it():
+    batch = ["app1", "app2"]
+    assert venv_share_plan(_plans(app1=_plan(False), app2=_plan(False)), batch, "app1") == {"provider": "", "receivers": []}
+    # one host needs it and none has it: it builds, nothing to copy
+    assert venv_share_plan(_plans(app1=_plan(True), app2=_plan(False, key="k0")), batch, "app1") == {"provider": "", "receivers": []}
+    assert venv_share_plan(_plans(app1=_plan(True)), ["app1"], "app1") == {"provider": "", "receivers": []}
+
+
+def test_venv_share_groups_by_service_path_and_key():
+    hostvars = _plans(app1=_plan(True, key="k1"), app2=_plan(True, key="k2"), app3=_plan(True, key="k1"),
+                      app4=_plan(True, venv="/srv/nmpi_queue/releases/green-1/venv"), app5=_plan(True, service="echo"))
+    batch = ["app1", "app2", "app3", "app4", "app5"]
+    assert venv_share_plan(hostvars, batch, "app3") == {"provider": "app1", "receivers": ["app3"]}
+    for host in ("app2", "app4", "app5"):
+        assert venv_share_plan(hostvars, batch, host) == {"provider": "", "receivers": []}
+
+
+def test_venv_share_ignores_hosts_outside_the_batch_and_without_a_plan():
+    hostvars = _plans(app1=_plan(False), app2=_plan(True), app3=None, app4=_plan(True))
+    hostvars["app4"]["__webservice_venv_plan"] = {}  # a plan forgotten after its service
+    batch = ["app2", "app3", "app4", "app5"]  # app1 is not in this batch (serial, --limit); app5 not in hostvars
+    assert venv_share_plan(hostvars, batch, "app2") == {"provider": "", "receivers": []}
+    assert venv_share_plan(hostvars, batch, "app3") == {"provider": "", "receivers": []}
