@@ -413,7 +413,7 @@ def venv_share_plan(hostvars, batch, host, fact="__webservice_venv_plan"):
     identity = (mine["service"], mine["venv"], mine["key"])
     group = [(name, plan_of(name)) for name in batch]
     group = [(name, plan) for name, plan in group if plan and (plan["service"], plan["venv"], plan["key"]) == identity]
-    if not any(bool(plan["build"]) for _, plan in group):
+    if not any(bool(plan["build"]) for _name, plan in group):
         return {"provider": "", "receivers": []}
     holders = [name for name, plan in group if not plan["build"]]
     provider = holders[0] if holders else group[0][0]
