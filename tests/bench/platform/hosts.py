@@ -11,6 +11,9 @@ as host_vars/ has addresses for).
   bench-forum1  forum (the stand-in forum, a test double; its backups at the S3 test endpoint,
               moto on bench-ca1, the group s3_test_endpoint)
 
+SCIOPS_BENCH_CORE=1 leaves out the hub and the forum (with its S3 endpoint): the three-node
+platform (CA, database, app nodes) that came before them, measured the same way.
+
 Hosts and groups only (an Ansible inventory script: --list, --host); the variables are the
 local environment's, through the links in group_vars/, with the addresses in host_vars/ and the
 network in group_vars/all/zz_bench.yml."""
@@ -31,17 +34,19 @@ def inventory():
     missing = [a for a in apps if a not in known]
     if count < 1 or missing:
         sys.exit(f"SCIOPS_BENCH_APP_NODES={count}: give 1 to {len(known)} app nodes (host_vars/ has their addresses)")
-    return {
-        "_meta": {"hostvars": {}},
-        "all": {"children": ["acme_test_ca", "s3_test_endpoint", "postgres", "nmpi_queue", "frontdoor", "jupyterhub", "forum"]},
+    groups = {
         "acme_test_ca": {"hosts": ["bench-ca1"]},
+        "s3_test_endpoint": {"hosts": ["bench-ca1"]},
         "postgres": {"hosts": ["bench-db1"]},
         "nmpi_queue": {"hosts": apps},
         "frontdoor": {"hosts": apps[:1]},
         "jupyterhub": {"hosts": ["bench-hub1"]},
-        "s3_test_endpoint": {"hosts": ["bench-ca1"]},
         "forum": {"hosts": ["bench-forum1"]},
     }
+    if os.environ.get("SCIOPS_BENCH_CORE", "0") == "1":
+        for name in ("jupyterhub", "s3_test_endpoint", "forum"):
+            groups[name] = {"hosts": []}
+    return {"_meta": {"hostvars": {}}, "all": {"children": list(groups)}, **groups}
 
 
 if __name__ == "__main__":
