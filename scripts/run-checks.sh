@@ -22,19 +22,30 @@ run_check() {  # run_check STEP: one check in the foreground; its exit status
     *) "${plain[@]}" make --no-print-directory "$check" ;;
   esac
 }
-record() {  # record STEP RC SECONDS [NOTE]
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); report+=("  PASS  $1 (${3}s${4:+, $4})")
-  else failed=$((failed + 1)); report+=("  FAIL  $1 (${3}s${4:+, $4}, exit $2)"); fi
-}
 logs="$root/tests/output/checks"
 mkdir -p "$logs"
+logfile() { echo "$logs/${1//[:\/]/_}.log"; }
+# The lines of a failed check's log that say what failed (pytest's summary, Ansible's fatal tasks, molecule's
+# and ansible-lint's errors), repeated under the summary: a CI page that keeps only the end of the output still
+# shows why, and the whole log stays in tests/output/checks/.
+failure_lines() {  # failure_lines LOGFILE
+  grep -aE '^(FAILED|ERROR) |^E +[A-Za-z]|fatal: \[|^CRITICAL |ERROR!|^make(\[[0-9]+\])?: \*\*\*|^[^ ]+:[0-9]+(:[0-9]+)?: ' "$1" \
+    | grep -avE '^(FAILED - RETRYING|ERROR: [0-9]+ (warnings?|errors?) ignored)' | tail -n 12 | cut -c1-400 || true
+}
+record() {  # record STEP RC SECONDS [NOTE]
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); report+=("  PASS  $1 (${3}s${4:+, $4})")
+  else
+    failed=$((failed + 1)); report+=("  FAIL  $1 (${3}s${4:+, $4}, exit $2); its log: tests/output/checks/$(basename "$(logfile "$1")")")
+    while IFS= read -r line; do report+=("        | $line"); done < <(failure_lines "$(logfile "$1")")
+  fi
+}
 for group in "$@"; do
   IFS='&' read -r -a steps <<<"$group"
   if [ "${#steps[@]}" -eq 1 ]; then
     printf '\n===== check: %s =====\n' "$group"
     start=$(date +%s)
-    run_check "$group"
-    rc=$?
+    run_check "$group" 2>&1 | tee "$(logfile "$group")"
+    rc=${PIPESTATUS[0]}
     record "$group" "$rc" $(( $(date +%s) - start ))
     continue
   fi
@@ -43,13 +54,13 @@ for group in "$@"; do
   printf '\n===== checks at the same time: %s =====\n' "${steps[*]}"
   group_start=$(date +%s)
   for step in "${steps[@]}"; do
-    ( start=$(date +%s); run_check "$step" >"$logs/${step//[:\/]/_}.log" 2>&1; rc=$?
+    ( start=$(date +%s); run_check "$step" >"$(logfile "$step")" 2>&1; rc=$?
       echo "$rc $(( $(date +%s) - start ))" >"$logs/${step//[:\/]/_}.rc" ) &
   done
   wait
   for step in "${steps[@]}"; do
     printf '\n===== check: %s (ran beside the others of its group) =====\n' "$step"
-    cat "$logs/${step//[:\/]/_}.log"
+    cat "$(logfile "$step")"
     read -r rc took <"$logs/${step//[:\/]/_}.rc" || { rc=1; took=0; }
     record "$step" "$rc" "$took" "in parallel"
   done
