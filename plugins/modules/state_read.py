@@ -13,8 +13,8 @@ short_description: Read a host's small state files, directory attributes and fol
 version_added: 0.1.0
 description:
   - Reads what a role needs to decide whether anything must change, in one task instead of one
-    C(slurp), C(stat) or C(find) task each: the text of small files, the type, owner, group and
-    mode of paths, and the entries of folders that match a pattern.
+    C(slurp), C(stat) or C(find) task each. It reads the text of small files, the type, owner, group
+    and mode of paths, and the entries of folders that match a pattern.
   - Never changes anything; a path that does not exist is reported as missing, not as an error.
   - The attributes come in the lines C(stat --format='%F|%U|%G|%a|%n') prints, so the filter
     P(sciops.platform.directories_to_fix#filter) reads them as it reads that command's output.
