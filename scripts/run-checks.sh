@@ -24,7 +24,8 @@ run_check() {  # run_check STEP: one check in the foreground; its exit status
 }
 logs="$root/tests/output/checks"
 mkdir -p "$logs"
-logfile() { echo "$logs/${1//[:\/]/_}.log"; }
+checkfile() { echo "$logs/${1//[:\/]/_}.$2"; }  # checkfile STEP EXT: a check's log or exit status file
+logfile() { checkfile "$1" log; }
 # The lines of a failed check's log that say what failed (pytest's summary, Ansible's fatal tasks, molecule's
 # and ansible-lint's errors), repeated under the summary: a CI page that keeps only the end of the output still
 # shows why, and the whole log stays in tests/output/checks/.
@@ -55,13 +56,13 @@ for group in "$@"; do
   group_start=$(date +%s)
   for step in "${steps[@]}"; do
     ( start=$(date +%s); run_check "$step" >"$(logfile "$step")" 2>&1; rc=$?
-      echo "$rc $(( $(date +%s) - start ))" >"$logs/${step//[:\/]/_}.rc" ) &
+      echo "$rc $(( $(date +%s) - start ))" >"$(checkfile "$step" rc)" ) &
   done
   wait
   for step in "${steps[@]}"; do
     printf '\n===== check: %s (ran beside the others of its group) =====\n' "$step"
     cat "$(logfile "$step")"
-    read -r rc took <"$logs/${step//[:\/]/_}.rc" || { rc=1; took=0; }
+    read -r rc took <"$(checkfile "$step" rc)" || { rc=1; took=0; }
     record "$step" "$rc" "$took" "in parallel"
   done
   report+=("        group wall time $(( $(date +%s) - group_start ))s")
