@@ -40,20 +40,27 @@ record() {  # record STEP RC SECONDS [NOTE]
     while IFS= read -r line; do report+=("        | $line"); done < <(failure_lines "$(logfile "$1")")
   fi
 }
+# The machine's CPU use over a check or group (all processes, so a group's checks together): how much of the
+# time the cores were busy tells a check that computes from one that waits, which is what regrouping needs.
+cpu_now() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat; }  # busy total
+cpu_busy() {  # cpu_busy "BUSY TOTAL" (a cpu_now from the start): the percentage since then
+  local b0 t0 b1 t1; read -r b0 t0 <<<"$1"; read -r b1 t1 <<<"$(cpu_now)"
+  echo "cpu $(( (b1 - b0) * 100 / ((t1 - t0) > 0 ? (t1 - t0) : 1) )) % of $(nproc) cores"
+}
 for group in "$@"; do
   IFS='&' read -r -a steps <<<"$group"
   if [ "${#steps[@]}" -eq 1 ]; then
     printf '\n===== check: %s =====\n' "$group"
-    start=$(date +%s)
+    start=$(date +%s); cpu_start=$(cpu_now)
     run_check "$group" 2>&1 | tee "$(logfile "$group")"
     rc=${PIPESTATUS[0]}
-    record "$group" "$rc" $(( $(date +%s) - start ))
+    record "$group" "$rc" $(( $(date +%s) - start )) "$(cpu_busy "$cpu_start")"
     continue
   fi
   # Checks joined by & run at the same time (each on its own nodes and network); each one's
   # output is shown whole when the group has finished.
   printf '\n===== checks at the same time: %s =====\n' "${steps[*]}"
-  group_start=$(date +%s)
+  group_start=$(date +%s); cpu_start=$(cpu_now)
   for step in "${steps[@]}"; do
     ( start=$(date +%s); run_check "$step" >"$(logfile "$step")" 2>&1; rc=$?
       echo "$rc $(( $(date +%s) - start ))" >"$(checkfile "$step" rc)" ) &
@@ -65,7 +72,7 @@ for group in "$@"; do
     read -r rc took <"$(checkfile "$step" rc)" || { rc=1; took=0; }
     record "$step" "$rc" "$took" "in parallel"
   done
-  report+=("        group wall time $(( $(date +%s) - group_start ))s")
+  report+=("        group wall time $(( $(date +%s) - group_start ))s, $(cpu_busy "$cpu_start")")
 done
 printf '\n===== summary =====\n'
 printf '%s\n' "${report[@]}"

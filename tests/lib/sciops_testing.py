@@ -5,6 +5,7 @@ and reach other nodes of the scenario, so tests can check behaviour from the out
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -28,6 +29,32 @@ def inventory() -> str:
 def node(name: str):
     """A testinfra host for another node of the scenario."""
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory()}")
+
+
+def journal_cursor(host) -> str:
+    """The cursor of the node's newest journal entry (journal_after reads what comes after it)."""
+    return host.check_output("journalctl -n 0 --show-cursor | tail -1").split("cursor: ", 1)[1]
+
+
+def journal_after(host, cursor: str, unit: str | None = None, identifier: str | None = None) -> str:
+    """The messages logged after cursor, one a line: all of them, or those of unit (its processes' lines and
+    systemd's lines about it) and those under the syslog identifier.
+
+    It reads every entry after the cursor and filters here. journalctl 252 (Debian 12) given --after-cursor and a
+    match (-u, -t or FIELD=) can miss entries written after the cursor: on a gpu_worker node a line that a plain
+    `journalctl --after-cursor` showed was missing from the same read with `-u` or `-t` (and a CI run failed on it)."""
+    out = host.check_output(f"journalctl --after-cursor '{cursor}' --no-pager -o json "
+                            "--output-fields=_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,MESSAGE")
+    lines = []
+    for raw in out.splitlines():
+        entry = json.loads(raw)
+        wanted = (unit is None and identifier is None
+                  or unit is not None and unit in (entry.get("_SYSTEMD_UNIT"), entry.get("UNIT"))
+                  or identifier is not None and entry.get("SYSLOG_IDENTIFIER") == identifier)
+        if wanted:
+            message = entry.get("MESSAGE") or ""
+            lines.append(bytes(message).decode(errors="replace") if isinstance(message, list) else message)
+    return "\n".join(lines)
 
 
 @dataclass

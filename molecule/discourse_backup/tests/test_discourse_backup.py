@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from sciops_testing import run_playbook
+from sciops_testing import journal_after, journal_cursor, run_playbook
 
 testinfra_hosts = ["mol-fb-forum"]
 
@@ -52,9 +52,9 @@ def standin(host, *args):
 
 def start(host, job):
     """Start a job's unit and wait for it; its exit status and its journal lines of this run."""
-    cursor = host.check_output("journalctl -n 0 --show-cursor | tail -1").split("cursor: ", 1)[1]
+    cursor = journal_cursor(host)
     rc = host.run(f"systemctl start sciops-discourse-backup-{job}.service").rc
-    journal = host.check_output(f"journalctl --after-cursor '{cursor}' -u sciops-discourse-backup-{job}.service -o cat")
+    journal = journal_after(host, cursor, f"sciops-discourse-backup-{job}.service")
     return rc, journal
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from sciops_testing import node, run_playbook
+from sciops_testing import journal_after, journal_cursor, node, run_playbook
 
 testinfra_hosts = ["mol-gpu-a", "mol-gpu-b", "mol-gpu-c"]
 
@@ -78,9 +78,9 @@ def at_start_limit(host, worker):
     return state if state["Result"] == "start-limit-hit" else None
 
 
-def journal_after(host, cursor, worker, needle=""):
+def worker_journal(host, cursor, worker, needle=""):
     """The worker's journal since cursor, if it holds needle (else "")."""
-    text = host.check_output(f"journalctl --after-cursor '{cursor}' -u {unit(worker)} -o cat")
+    text = journal_after(host, cursor, unit(worker))
     return text if needle in text else ""
 
 
@@ -192,12 +192,12 @@ def test_a_crash_loop_stops_at_the_start_limit(b):
     worker = "mol-gpu-b-gpu0-2"
     other = "mol-gpu-b-gpu0-1"
     b.check_output(f"systemctl reset-failed {unit(worker)}")  # earlier tests' starts count towards the limit too
-    cursor = b.check_output("journalctl -n 0 --show-cursor | tail -1").split("cursor: ", 1)[1]
+    cursor = journal_cursor(b)
     b.check_output("systemctl stop sciops-test-compute-api.service")
     try:
         b.run(f"systemctl restart {unit(worker)}")
-        journal = wait(lambda: journal_after(b, cursor, worker, "Start request repeated too quickly"), timeout=60)
-        assert journal, journal_after(b, cursor, worker)
+        journal = wait(lambda: worker_journal(b, cursor, worker, "Start request repeated too quickly"), timeout=60)
+        assert journal, worker_journal(b, cursor, worker)
         state = show(b, unit(worker), "ActiveState", "NRestarts")
         # systemd 252 keeps Result=exit-code here (newer ones say start-limit-hit). What counts: StartLimitBurst=3
         # starts (the restart and two automatic ones), then the next automatic restart is refused, and nothing
@@ -218,20 +218,19 @@ def test_a_crash_loop_stops_at_the_start_limit(b):
 
 
 def test_the_sentinel_stops_the_workers_on_a_driver_mismatch(b):
-    cursor = b.check_output("journalctl -n 0 --show-cursor | tail -1").split("cursor: ", 1)[1]
+    cursor = journal_cursor(b)
     b.check_output(f"echo 535.161.07 > {ETC}/module-version")  # the module still loaded, the library upgraded
     try:
         assert b.run("systemctl start sciops-gpu-sentinel.service").rc != 0
         stopped = wait(lambda: all(not b.service(unit(f"mol-gpu-b-gpu0-{slot}")).is_running for slot in (1, 2)))
         assert stopped
         # journald may write the line a moment after the unit's process exited: wait for it.
-        lines = wait(lambda: [line for line in b.check_output(
-            f"journalctl --after-cursor '{cursor}' -u sciops-gpu-sentinel.service -o cat").splitlines()
-            if "does not match" in line], timeout=20)
+        lines = wait(lambda: [line for line in journal_after(b, cursor, "sciops-gpu-sentinel.service").splitlines()
+                              if "does not match" in line], timeout=20)
         assert lines == [
             "sciops-gpu-sentinel: NVIDIA kernel module 535.161.07 (/etc/sciops-test/gpu/module-version) does not match the "
             "user-space library 535.183.01 (/opt/sciops-test/gpu/lib/libnvidia-ml.so.*): GPU workers stopped until the node "
-            "reboots (marked in /run/reboot-required)"]
+            "reboots (marked in /run/reboot-required)"], journal_after(b, cursor)
         assert "System restart required" in b.file("/run/reboot-required").content_string
         # Both deregistered, and none starts while the mismatch lasts (ExecStartPre), without a restart loop.
         assert wait(lambda: not live(b))
