@@ -5,7 +5,6 @@ per item even when nothing changes). Drift is still found: anything the command 
 differently from the item is written again."""
 from __future__ import annotations
 
-import hashlib
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -83,30 +82,20 @@ def file_stat_argv(items):
     return ["sh", "-c", _FILES_SCRIPT, "sh"] + _paths(items)
 
 
-def _checksum(item):
-    """The item's checksum, or the SHA-1 of its content (UTF-8, as the copy module writes it) when it gives none."""
-    if "checksum" not in item and isinstance(item.get("content"), str):
-        return hashlib.sha1(item["content"].encode("utf-8")).hexdigest()
-    if not isinstance(item.get("checksum"), str) or len(item["checksum"]) != 40:
-        raise AnsibleFilterError(f"file item {item['path']}: checksum must be the SHA-1 (40 hex digits) of its content, "
-                                 "or give the content itself")
-    return item["checksum"]
-
-
 def files_to_write(stdout, items):
     """The items whose file is missing, is not a regular file, has other content (the item's
-    checksum, or the SHA-1 of its content: what the task writes) or another owner, group or mode.
-    Other lines in stdout (a state read that printed more than file_stat_argv's) are ignored."""
+    checksum: the SHA-1 of the content the task writes) or another owner, group or mode."""
     _paths(items)
     lines = (stdout or "").splitlines()
     sums = {line[42:]: line[:40] for line in lines if _SHA1_LINE.match(line)}
     seen = _stat_entries(line for line in lines if not _SHA1_LINE.match(line))
     write = []
     for item in items:
-        checksum = _checksum(item)
+        if not isinstance(item.get("checksum"), str) or len(item["checksum"]) != 40:
+            raise AnsibleFilterError(f"file item {item['path']}: checksum must be the SHA-1 (40 hex digits) of its content")
         found = seen.get(item["path"])
         if (found is None or found[0] not in ("regular file", "regular empty file")
-                or sums.get(item["path"]) != checksum or _attributes_differ(item, found)):
+                or sums.get(item["path"]) != item["checksum"] or _attributes_differ(item, found)):
             write.append(item)
     return write
 

@@ -125,21 +125,8 @@ def test_missing_changed_and_drifted_files_are_written(tmp_path, me):
         str(edited), str(mode), str(tmp_path / "missing"), str(tmp_path / "dir"), str(same)]
 
 
-def test_content_stands_for_its_checksum_and_other_lines_are_ignored(tmp_path, me):
-    owner, group = me
-    same = _file(tmp_path, "same", "caf\u00e9\n", "0644")
-    edited = _file(tmp_path, "edited", "by hand\n", "0644")
-    items = [{"path": str(same), "content": "caf\u00e9\n", "owner": owner, "group": group, "mode": "0644"},
-             {"path": str(edited), "content": "managed\n", "mode": "0644"}]
-    # A state read that printed more than the files' lines (a container check, dpkg's status lines, directories).
-    stdout = "in-container 0\nii  sudo\n" + _file_stat(items) + f"directory|{owner}|{group}|755|{tmp_path}\n"
-    assert [item["path"] for item in files_to_write(stdout, items)] == [str(edited)]
-
-
 def test_file_items_need_a_sha1(tmp_path):
     with pytest.raises(AnsibleFilterError, match="checksum must be the SHA-1"):
         files_to_write("", [{"path": str(tmp_path / "a"), "checksum": "abc"}])
-    with pytest.raises(AnsibleFilterError, match="or give the content itself"):
-        files_to_write("", [{"path": str(tmp_path / "a")}])
     with pytest.raises(AnsibleFilterError, match="absolute path"):
         file_stat_argv([{"path": "relative"}])
