@@ -35,9 +35,9 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 # Every molecule scenario must be named here (make test refuses to start otherwise). The groups
 # follow the CPU use run-checks prints: alone, services used 54 % of the 2 cores and local-e2e
 # 62 % (they wait on their nodes' starts and health checks), so each shares its time with two
-# shorter scenarios. The jupyterhub scenario runs
-# beside checks that make no docker network: its browser test's Chromium drops pages when the
-# host's interfaces change (ERR_NETWORK_CHANGED), as another scenario's create and destroy do.
+# shorter scenarios. The jupyterhub scenario runs beside checks that make no docker network: its
+# browser test's Chromium drops pages when the host's interfaces change (ERR_NETWORK_CHANGED), as
+# another scenario's create and destroy do.
 TEST_CHECKS ?= lint&collection&unit&sanity&molecule:jupyterhub plain:molecule:common&molecule:postgres \
   molecule:services&molecule:discourse_backup&molecule:gpu_worker local-e2e&molecule:letsencrypt&molecule:postgres_upgrade
 __test_words := $(patsubst plain:%,%,$(subst &, ,$(TEST_CHECKS)))

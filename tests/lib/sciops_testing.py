@@ -36,22 +36,19 @@ def journal_cursor(host) -> str:
     return host.check_output("journalctl -n 0 --show-cursor | tail -1").split("cursor: ", 1)[1]
 
 
-def journal_after(host, cursor: str, unit: str | None = None, identifier: str | None = None) -> str:
+def journal_after(host, cursor: str, unit: str | None = None) -> str:
     """The messages logged after cursor, one a line: all of them, or those of unit (its processes' lines and
-    systemd's lines about it) and those under the syslog identifier.
+    systemd's lines about it).
 
     It reads every entry after the cursor and filters here. journalctl 252 (Debian 12) given --after-cursor and a
     match (-u, -t or FIELD=) can miss entries written after the cursor: on a gpu_worker node a line that a plain
     `journalctl --after-cursor` showed was missing from the same read with `-u` or `-t` (and a CI run failed on it)."""
     out = host.check_output(f"journalctl --after-cursor '{cursor}' --no-pager -o json "
-                            "--output-fields=_SYSTEMD_UNIT,UNIT,SYSLOG_IDENTIFIER,MESSAGE")
+                            "--output-fields=_SYSTEMD_UNIT,UNIT,MESSAGE")
     lines = []
     for raw in out.splitlines():
         entry = json.loads(raw)
-        wanted = (unit is None and identifier is None
-                  or unit is not None and unit in (entry.get("_SYSTEMD_UNIT"), entry.get("UNIT"))
-                  or identifier is not None and entry.get("SYSLOG_IDENTIFIER") == identifier)
-        if wanted:
+        if unit is None or unit in (entry.get("_SYSTEMD_UNIT"), entry.get("UNIT")):
             message = entry.get("MESSAGE") or ""
             lines.append(bytes(message).decode(errors="replace") if isinstance(message, list) else message)
     return "\n".join(lines)
